@@ -1,0 +1,58 @@
+/* alloc.c - every allocation the library makes goes through a handle's allocator. */
+#include "internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+static void *default_malloc(void *user, size_t size)
+{
+    (void)user;
+    return malloc(size);
+}
+
+static void *default_realloc(void *user, void *ptr, size_t size)
+{
+    (void)user;
+    return realloc(ptr, size);
+}
+
+static void default_free(void *user, void *ptr)
+{
+    (void)user;
+    free(ptr);
+}
+
+drpo_status drpo__allocator_init(drpo_allocator *dst, const drpo_allocator *src)
+{
+    if (!src) {
+        dst->struct_size = sizeof *dst;
+        dst->malloc_fn = default_malloc;
+        dst->realloc_fn = default_realloc;
+        dst->free_fn = default_free;
+        dst->user = NULL;
+        return DRPO_OK;
+    }
+    if (src->struct_size < sizeof *dst || !src->malloc_fn || !src->realloc_fn || !src->free_fn)
+        return DRPO_ERR_PARAM_RANGE;
+    *dst = *src;
+    dst->struct_size = sizeof *dst;
+    return DRPO_OK;
+}
+
+void *drpo__malloc(const drpo_allocator *a, size_t size)
+{
+    return a->malloc_fn(a->user, size ? size : 1);
+}
+
+void drpo__free(const drpo_allocator *a, void *ptr)
+{
+    if (ptr)
+        a->free_fn(a->user, ptr);
+}
+
+void *drpo__malloc_array(const drpo_allocator *a, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    return drpo__malloc(a, n * size);
+}

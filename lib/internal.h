@@ -1,0 +1,85 @@
+/* internal.h - shared between the library's source files, never installed. */
+#ifndef DRPO_INTERNAL_H
+#define DRPO_INTERNAL_H
+
+#include "drpo.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* ---- allocation (alloc.c) ---------------------------------------------- */
+
+/* Validate and copy a user allocator, or install the C library's. */
+drpo_status drpo__allocator_init(drpo_allocator *dst, const drpo_allocator *src);
+void *drpo__malloc(const drpo_allocator *a, size_t size);
+void drpo__free(const drpo_allocator *a, void *ptr);
+/* n * size with overflow detection; returns NULL on overflow or failure. */
+void *drpo__malloc_array(const drpo_allocator *a, size_t n, size_t size);
+
+/* ---- error messages (status.c) ----------------------------------------- */
+
+#define DRPO__ERRLEN 256
+/* Format a message into buf (DRPO__ERRLEN bytes) and return status. */
+drpo_status drpo__fail(char *buf, drpo_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ---- the inner maximisation in gap space ------------------------------- */
+
+/* Every set is solved on the support of the base distribution in "gap
+ * space": d_j = (l_max - l_j) * 2^-e >= 0 with 2^-e the power of two that
+ * brings max |l| into [0.5, 1).  The scaling is exact, ties stay ties, and
+ * nothing can overflow; objective.c maps the results back. */
+
+typedef struct drpo_pair {
+    double d, p;
+} drpo_pair;
+
+enum { DRPO__FORM_NONE = 0, DRPO__FORM_RADIUS, DRPO__FORM_PENALTY, DRPO__FORM_LEVEL };
+
+typedef struct drpo_problem {
+    size_t m;          /* support size, >= 1 */
+    const double *d;   /* gaps, min is exactly 0 */
+    const double *p;   /* base on the support, renormalised, all > 0 */
+    double p_top;      /* mass of the argmax set {d == 0} */
+    double mean_d;     /* sum p d */
+    int form;          /* DRPO__FORM_* */
+    double param;      /* rho, lambda (scaled by 2^-e) or alpha */
+    drpo_pair *pairs;  /* scratch for m pairs */
+    double *q;         /* output: m weights (normalised afterwards) */
+} drpo_problem;
+
+typedef struct drpo_solution {
+    double value;      /* optimum of the gap problem, <= 0: value = l_max + value * 2^e */
+    double eta;        /* threshold in gaps: eta_loss = l_max - eta * 2^e */
+    double lambda;     /* multiplier in gaps: lambda_loss = lambda * 2^e */
+    int has_eta, has_lambda;
+    int iterations, tight, degenerate;
+} drpo_solution;
+
+typedef drpo_status (*drpo_solve_fn)(const drpo_problem *pb, drpo_solution *sol);
+/* D(q||p) over the support (CVaR: max q/p). */
+typedef double (*drpo_divergence_fn)(size_t m, const double *q, const double *p);
+
+typedef struct drpo_set_ops {
+    const char *name;
+    unsigned forms;    /* bit (1 << DRPO__FORM_x) for each form the set takes */
+    drpo_solve_fn solve;
+    drpo_divergence_fn divergence;
+} drpo_set_ops;
+
+extern const drpo_set_ops drpo__set_none, drpo__set_kl, drpo__set_chi2, drpo__set_cvar,
+    drpo__set_tv;
+
+/* Shared pieces of the solvers (sets/common.c). */
+/* q = p restricted to the argmax set, renormalised: the degenerate answer. */
+void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol);
+/* q = p, the answer at radius 0 or infinite penalty. */
+void drpo__q_base(const drpo_problem *pb, drpo_solution *sol);
+/* Copy (d, p) into pb->pairs and sort ascending by d. */
+void drpo__sort_pairs(const drpo_problem *pb);
+void drpo__pairs_sort(drpo_pair *a, size_t n);
+
+#endif

@@ -1,0 +1,330 @@
+/* objective.c - the robust objective handle: parameters, input checks, the
+ * map to gap space and back, scratch memory and diagnostics.  The solvers
+ * themselves live in sets/. */
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#define DRPO__NDIAG (DRPO_DIAG_DEGENERATE + 1)
+
+struct drpo_objective {
+    drpo_allocator alloc;
+    int32_t set;
+    const drpo_set_ops *ops;
+    int form;     /* DRPO__FORM_NONE until the set's parameter is set */
+    double param; /* in loss units */
+    /* scratch, reused while n <= cap */
+    size_t cap;
+    double *d, *p, *q;
+    drpo_pair *pairs;
+    /* the last successful solve */
+    int solved;
+    double diag[DRPO__NDIAG];
+    unsigned diag_set; /* bit k: diag[k] is defined */
+    char err[DRPO__ERRLEN];
+};
+
+static const drpo_set_ops *set_ops(int32_t set)
+{
+    switch (set) {
+    case DRPO_SET_NONE: return &drpo__set_none;
+    case DRPO_SET_KL: return &drpo__set_kl;
+    case DRPO_SET_CHI2: return &drpo__set_chi2;
+    case DRPO_SET_CVAR: return &drpo__set_cvar;
+    case DRPO_SET_TV: return &drpo__set_tv;
+    default: return NULL;
+    }
+}
+
+drpo_status drpo_objective_create_with_allocator(drpo_objective **out, int32_t set,
+                                                 const drpo_allocator *alloc)
+{
+    if (!out)
+        return DRPO_ERR_NULL;
+    *out = NULL;
+    const drpo_set_ops *ops = set_ops(set);
+    if (!ops)
+        return DRPO_ERR_SET;
+    drpo_allocator a;
+    drpo_status st = drpo__allocator_init(&a, alloc);
+    if (st != DRPO_OK)
+        return st;
+    drpo_objective *obj = drpo__malloc(&a, sizeof *obj);
+    if (!obj)
+        return DRPO_ERR_NOMEM;
+    memset(obj, 0, sizeof *obj);
+    obj->alloc = a;
+    obj->set = set;
+    obj->ops = ops;
+    obj->form = DRPO__FORM_NONE;
+    *out = obj;
+    return DRPO_OK;
+}
+
+drpo_status drpo_objective_create(drpo_objective **out, int32_t set)
+{
+    return drpo_objective_create_with_allocator(out, set, NULL);
+}
+
+void drpo_objective_free(drpo_objective *obj)
+{
+    if (!obj)
+        return;
+    drpo_allocator a = obj->alloc;
+    drpo__free(&a, obj->d);
+    drpo__free(&a, obj);
+}
+
+int32_t drpo_objective_set_kind(const drpo_objective *obj) { return obj ? obj->set : -1; }
+
+const char *drpo_objective_last_error(const drpo_objective *obj)
+{
+    return obj ? obj->err : "objective handle is NULL";
+}
+
+static int key_form(int32_t key)
+{
+    switch (key) {
+    case DRPO_PARAM_RADIUS: return DRPO__FORM_RADIUS;
+    case DRPO_PARAM_PENALTY: return DRPO__FORM_PENALTY;
+    case DRPO_PARAM_LEVEL: return DRPO__FORM_LEVEL;
+    default: return -1;
+    }
+}
+
+static const char *key_name(int32_t key)
+{
+    switch (key) {
+    case DRPO_PARAM_RADIUS: return "radius";
+    case DRPO_PARAM_PENALTY: return "penalty";
+    default: return "level";
+    }
+}
+
+/* The form a key selects, if this set takes it. */
+static drpo_status check_key(drpo_objective *obj, int32_t key, int *form)
+{
+    *form = key_form(key);
+    if (*form < 0)
+        return drpo__fail(obj->err, DRPO_ERR_KEY, "unknown objective parameter key %d", (int)key);
+    if (!(obj->ops->forms & (1u << *form)))
+        return drpo__fail(obj->err, DRPO_ERR_KEY, "the %s set takes no %s parameter",
+                          obj->ops->name, key_name(key));
+    return DRPO_OK;
+}
+
+drpo_status drpo_objective_set(drpo_objective *obj, int32_t key, double value)
+{
+    if (!obj)
+        return DRPO_ERR_NULL;
+    int form;
+    drpo_status st = check_key(obj, key, &form);
+    if (st != DRPO_OK)
+        return st;
+    if (!isfinite(value) || value < 0.0)
+        return drpo__fail(obj->err, DRPO_ERR_PARAM_RANGE,
+                          "%s must be finite and >= 0 (got %g)", key_name(key), value);
+    if (form == DRPO__FORM_LEVEL && !(value > 0.0 && value <= 1.0))
+        return drpo__fail(obj->err, DRPO_ERR_PARAM_RANGE, "level must be in (0, 1] (got %g)",
+                          value);
+    obj->form = form; /* radius and penalty exclude each other */
+    obj->param = value;
+    return DRPO_OK;
+}
+
+drpo_status drpo_objective_get(const drpo_objective *obj, int32_t key, double *value)
+{
+    if (!obj || !value)
+        return DRPO_ERR_NULL;
+    int form = key_form(key);
+    if (form < 0 || !(obj->ops->forms & (1u << form)))
+        return DRPO_ERR_KEY;
+    if (obj->form != form)
+        return DRPO_ERR_PARAM_UNSET;
+    *value = obj->param;
+    return DRPO_OK;
+}
+
+drpo_status drpo_objective_diag(const drpo_objective *obj, int32_t key, double *value)
+{
+    if (!obj || !value)
+        return DRPO_ERR_NULL;
+    if (key < DRPO_DIAG_VALUE || key >= DRPO__NDIAG)
+        return DRPO_ERR_KEY;
+    if (!obj->solved)
+        return DRPO_ERR_NO_SOLUTION;
+    if (!(obj->diag_set & (1u << key)))
+        return DRPO_ERR_UNAVAILABLE;
+    *value = obj->diag[key];
+    return DRPO_OK;
+}
+
+/* Grow the scratch to n units; on failure the old scratch stays. */
+static drpo_status reserve(drpo_objective *obj, size_t n)
+{
+    if (n <= obj->cap)
+        return DRPO_OK;
+    /* d, p, q and the pairs: five doubles a unit, in one block */
+    double *block = drpo__malloc_array(&obj->alloc, n, 5 * sizeof(double));
+    if (!block)
+        return drpo__fail(obj->err, DRPO_ERR_NOMEM, "cannot allocate scratch for %zu units", n);
+    drpo__free(&obj->alloc, obj->d);
+    obj->d = block;
+    obj->p = block + n;
+    obj->q = block + 2 * n;
+    obj->pairs = (drpo_pair *)(block + 3 * n);
+    obj->cap = n;
+    return DRPO_OK;
+}
+
+static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *loss,
+                                const double *base, double *base_sum)
+{
+    if (!loss)
+        return drpo__fail(obj->err, DRPO_ERR_NULL, "loss is NULL");
+    if (n == 0)
+        return drpo__fail(obj->err, DRPO_ERR_SIZE, "n is 0");
+    if (obj->form == DRPO__FORM_NONE && obj->set != DRPO_SET_NONE)
+        return drpo__fail(obj->err, DRPO_ERR_PARAM_UNSET,
+                          "the %s set needs its parameter (%s) before solving", obj->ops->name,
+                          obj->set == DRPO_SET_CVAR ? "level" : "radius or penalty");
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(loss[i]))
+            return drpo__fail(obj->err, DRPO_ERR_LOSS_NONFINITE, "loss[%zu] is %g", i, loss[i]);
+    *base_sum = 1.0;
+    if (base) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            if (!(base[i] >= 0.0) || isinf(base[i]))
+                return drpo__fail(obj->err, DRPO_ERR_BASE_NEGATIVE, "base[%zu] is %g", i,
+                                  base[i]);
+            s += base[i];
+        }
+        if (!(fabs(s - 1.0) <= 1e-9))
+            return drpo__fail(obj->err, DRPO_ERR_BASE_SUM,
+                              "base weights sum to %.17g, not 1 (within 1e-9)", s);
+        *base_sum = s;
+    }
+    return DRPO_OK;
+}
+
+static void set_diag(drpo_objective *obj, int key, double v)
+{
+    obj->diag[key] = v;
+    obj->diag_set |= 1u << key;
+}
+
+drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *loss,
+                                 const double *base, double *weights, double *value)
+{
+    if (!obj)
+        return DRPO_ERR_NULL;
+    double base_sum = 1.0;
+    drpo_status st = check_inputs(obj, n, loss, base, &base_sum);
+    if (st != DRPO_OK)
+        return st;
+    st = reserve(obj, n);
+    if (st != DRPO_OK)
+        return st;
+
+    /* largest loss and magnitude over the support of base */
+    double l_max = -DBL_MAX, mag = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (base && base[i] == 0.0)
+            continue;
+        if (loss[i] > l_max)
+            l_max = loss[i];
+        if (fabs(loss[i]) > mag)
+            mag = fabs(loss[i]);
+    }
+    int e = 0;
+    if (mag > 0.0)
+        frexp(mag, &e); /* mag * 2^-e in [0.5, 1) */
+    double top = ldexp(l_max, -e);
+
+    /* gap space: compact the support, renormalise the base */
+    drpo_problem pb;
+    size_t m = 0;
+    double p_top = 0.0, mean_d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double pi = base ? base[i] / base_sum : 1.0 / (double)n;
+        if (pi == 0.0)
+            continue;
+        double d = top - ldexp(loss[i], -e);
+        obj->d[m] = d;
+        obj->p[m] = pi;
+        if (d == 0.0)
+            p_top += pi;
+        mean_d += pi * d;
+        m++;
+    }
+    pb.m = m;
+    pb.d = obj->d;
+    pb.p = obj->p;
+    pb.p_top = p_top;
+    pb.mean_d = mean_d;
+    pb.form = obj->form;
+    pb.param = obj->param;
+    if (obj->form == DRPO__FORM_PENALTY) {
+        pb.param = ldexp(obj->param, -e);
+        if (isinf(pb.param))
+            pb.param = DBL_MAX;
+    }
+    pb.pairs = obj->pairs;
+    pb.q = obj->q;
+
+    drpo_solution sol;
+    memset(&sol, 0, sizeof sol);
+    st = obj->ops->solve(&pb, &sol);
+    if (st != DRPO_OK)
+        return drpo__fail(obj->err, st, "%s solve failed: %s", obj->ops->name,
+                          drpo_status_string(st));
+
+    double qsum = 0.0;
+    for (size_t j = 0; j < m; j++)
+        qsum += obj->q[j];
+    if (!(qsum > 0.0) || !isfinite(qsum) || !isfinite(sol.value))
+        return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
+                          obj->ops->name);
+    double qmax = 0.0, q2 = 0.0, support = 0.0;
+    for (size_t j = 0; j < m; j++) {
+        double qj = obj->q[j] / qsum;
+        obj->q[j] = qj;
+        q2 += qj * qj;
+        if (qj > qmax)
+            qmax = qj;
+        support += qj > 0.0;
+    }
+
+    /* commit: outputs and diagnostics */
+    double v = l_max + ldexp(sol.value, e);
+    obj->diag_set = 0;
+    set_diag(obj, DRPO_DIAG_VALUE, v);
+    set_diag(obj, DRPO_DIAG_MEAN, l_max - ldexp(mean_d, e));
+    if (sol.has_eta)
+        set_diag(obj, DRPO_DIAG_ETA, l_max - ldexp(sol.eta, e));
+    if (sol.has_lambda)
+        set_diag(obj, DRPO_DIAG_LAMBDA, obj->form == DRPO__FORM_PENALTY
+                                            ? obj->param
+                                            : ldexp(sol.lambda, e));
+    set_diag(obj, DRPO_DIAG_DIVERGENCE, obj->ops->divergence(m, obj->q, obj->p));
+    set_diag(obj, DRPO_DIAG_ESS, 1.0 / q2);
+    set_diag(obj, DRPO_DIAG_ESS_FRACTION, 1.0 / q2 / (double)n);
+    set_diag(obj, DRPO_DIAG_MAX_WEIGHT, qmax);
+    set_diag(obj, DRPO_DIAG_SUPPORT, support);
+    set_diag(obj, DRPO_DIAG_ITERATIONS, sol.iterations);
+    set_diag(obj, DRPO_DIAG_TIGHT, sol.tight);
+    set_diag(obj, DRPO_DIAG_DEGENERATE, sol.degenerate || p_top >= 1.0);
+    obj->solved = 1;
+
+    if (weights) { /* scatter back, zero off the support */
+        size_t j = 0;
+        for (size_t i = 0; i < n; i++)
+            weights[i] = (base && base[i] / base_sum == 0.0) ? 0.0 : obj->q[j++];
+    }
+    if (value)
+        *value = v;
+    return DRPO_OK;
+}

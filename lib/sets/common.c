@@ -1,0 +1,129 @@
+/* common.c - pieces every ambiguity set's solver shares: the two trivial
+ * answers (base and argmax) and the sort of (gap, mass) pairs. */
+#include "../internal.h"
+
+void drpo__q_base(const drpo_problem *pb, drpo_solution *sol)
+{
+    for (size_t j = 0; j < pb->m; j++)
+        pb->q[j] = pb->p[j];
+    sol->value = -pb->mean_d;
+}
+
+void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol)
+{
+    for (size_t j = 0; j < pb->m; j++)
+        pb->q[j] = pb->d[j] == 0.0 ? pb->p[j] / pb->p_top : 0.0;
+    sol->value = 0.0;
+    sol->degenerate = 1;
+}
+
+/* Introsort: quicksort with median-of-three, insertion sort below 16
+ * elements, heapsort past 2 log2 n levels, so O(n log n) in the worst case
+ * and no allocation (glibc's qsort may allocate behind our allocator). */
+
+static void insertion_sort(drpo_pair *a, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        drpo_pair x = a[i];
+        size_t j = i;
+        while (j > 0 && a[j - 1].d > x.d) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+static void sift_down(drpo_pair *a, size_t root, size_t n)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && a[child + 1].d > a[child].d)
+            child++;
+        if (!(a[child].d > a[root].d))
+            return;
+        drpo_pair t = a[root];
+        a[root] = a[child];
+        a[child] = t;
+        root = child;
+    }
+}
+
+static void heap_sort(drpo_pair *a, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(a, i, n);
+    for (size_t end = n; end-- > 1;) {
+        drpo_pair t = a[0];
+        a[0] = a[end];
+        a[end] = t;
+        sift_down(a, 0, end);
+    }
+}
+
+static void swap_pairs(drpo_pair *x, drpo_pair *y)
+{
+    drpo_pair t = *x;
+    *x = *y;
+    *y = t;
+}
+
+static void intro_sort(drpo_pair *a, size_t n, int depth)
+{
+    while (n > 16) {
+        if (depth-- == 0) {
+            heap_sort(a, n);
+            return;
+        }
+        size_t mid = n / 2;
+        if (a[mid].d < a[0].d)
+            swap_pairs(&a[mid], &a[0]);
+        if (a[n - 1].d < a[0].d)
+            swap_pairs(&a[n - 1], &a[0]);
+        if (a[n - 1].d < a[mid].d)
+            swap_pairs(&a[n - 1], &a[mid]);
+        double pivot = a[mid].d;
+        size_t i = 0, j = n - 1;
+        for (;;) { /* Hoare partition: equal keys split evenly */
+            while (a[i].d < pivot)
+                i++;
+            while (a[j].d > pivot)
+                j--;
+            if (i >= j)
+                break;
+            swap_pairs(&a[i], &a[j]);
+            i++;
+            j--;
+        }
+        /* [0, j] <= pivot <= [j + 1, n): recurse on the smaller side */
+        size_t left = j + 1;
+        if (left < n - left) {
+            intro_sort(a, left, depth);
+            a += left;
+            n -= left;
+        } else {
+            intro_sort(a + left, n - left, depth);
+            n = left;
+        }
+    }
+    insertion_sort(a, n);
+}
+
+void drpo__pairs_sort(drpo_pair *a, size_t n)
+{
+    int depth = 0;
+    for (size_t k = n; k > 1; k >>= 1)
+        depth += 2;
+    intro_sort(a, n, depth);
+}
+
+void drpo__sort_pairs(const drpo_problem *pb)
+{
+    for (size_t j = 0; j < pb->m; j++) {
+        pb->pairs[j].d = pb->d[j];
+        pb->pairs[j].p = pb->p[j];
+    }
+    drpo__pairs_sort(pb->pairs, pb->m);
+}

@@ -1,0 +1,68 @@
+/* cvar.c - conditional value at risk: q <= p / alpha.
+ *
+ * Gap space, pairs sorted by gap.  Fill q = p / alpha from the smallest gap
+ * (largest loss) until mass 1; the gap where the mass runs out is the
+ * threshold t (VaR: eta = l_max - t).  Value in the tie-insensitive dual
+ * form  -t + sum p (t - d)_+ / alpha; the mass left for the tied gaps at t is
+ * spread over them in proportion to p. */
+#include "../internal.h"
+
+#include <math.h>
+
+static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
+{
+    double alpha = pb->param;
+    size_t m = pb->m;
+    sol->has_eta = 1;
+    sol->iterations = 1;
+    if (pb->p_top >= 1.0) {
+        drpo__q_on_top(pb, sol);
+        sol->eta = 0.0;
+        return DRPO_OK;
+    }
+    drpo__sort_pairs(pb);
+    const drpo_pair *a = pb->pairs;
+    double t = a[m - 1].d, cum = 0.0;
+    for (size_t j = 0; j < m; j++) {
+        cum += a[j].p;
+        if (cum >= alpha) {
+            t = a[j].d;
+            break;
+        }
+    }
+    double below = 0.0, at = 0.0, excess = 0.0; /* mass with d < t, d == t; sum p (t - d)_+ */
+    for (size_t j = 0; j < m; j++) {
+        double d = pb->d[j];
+        if (d < t) {
+            below += pb->p[j];
+            excess += pb->p[j] * (t - d);
+        } else if (d == t) {
+            at += pb->p[j];
+        }
+    }
+    double rest = 1.0 - below / alpha; /* mass for the tie group at t */
+    if (rest < 0.0)
+        rest = 0.0;
+    for (size_t j = 0; j < m; j++) {
+        double d = pb->d[j];
+        pb->q[j] = d < t ? pb->p[j] / alpha : d == t ? rest * pb->p[j] / at : 0.0;
+    }
+    sol->eta = t;
+    sol->value = -t + excess / alpha;
+    sol->tight = alpha < 1.0;
+    sol->degenerate = t == 0.0;
+    return DRPO_OK;
+}
+
+/* The constraint's own measure: max q/p, at most 1/alpha. */
+static double cvar_divergence(size_t m, const double *q, const double *p)
+{
+    double r = 0.0;
+    for (size_t j = 0; j < m; j++)
+        if (q[j] / p[j] > r)
+            r = q[j] / p[j];
+    return r;
+}
+
+const drpo_set_ops drpo__set_cvar = {"cvar", 1u << DRPO__FORM_LEVEL, cvar_solve,
+                                     cvar_divergence};

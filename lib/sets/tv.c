@@ -1,0 +1,121 @@
+/* tv.c - total variation, D(q||p) = 1/2 sum |q - p|, q on the support of p.
+ *
+ * Gap space.  Moving mass from unit j to the argmax set gains d_j per unit of
+ * mass and costs one unit of D.
+ *   radius rho: move rho of mass away from the largest gaps (lowest losses);
+ *               with b the gap where that mass runs out,
+ *               value = -E_p[d] + rho b + sum p (d - b)_+;
+ *               rho >= 1 - p_top moves everything: the maximum loss.
+ *   penalty lambda: move all of every unit with d_j > lambda;
+ *               value = -E_p[d] + sum p (d - lambda)_+. */
+#include "../internal.h"
+
+#include <math.h>
+
+/* Add `mass` to the argmax set in proportion to p. */
+static void add_to_top(const drpo_problem *pb, double mass)
+{
+    for (size_t j = 0; j < pb->m; j++)
+        if (pb->d[j] == 0.0)
+            pb->q[j] += mass * pb->p[j] / pb->p_top;
+}
+
+static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
+{
+    double rho = pb->param;
+    size_t m = pb->m;
+    sol->has_eta = sol->has_lambda = 1;
+    sol->iterations = 1;
+    if (rho == 0.0) {
+        drpo__q_base(pb, sol);
+        sol->has_eta = 0;
+        sol->lambda = INFINITY;
+        return DRPO_OK;
+    }
+    if (pb->p_top >= 1.0 || rho >= 1.0 - pb->p_top) {
+        drpo__q_on_top(pb, sol);
+        sol->eta = 0.0;
+        sol->lambda = 0.0;
+        sol->tight = rho == 1.0 - pb->p_top && pb->p_top < 1.0;
+        return DRPO_OK;
+    }
+    drpo__sort_pairs(pb);
+    const drpo_pair *a = pb->pairs;
+    double b = a[0].d, cum = 0.0;
+    for (size_t j = m; j-- > 0;) {
+        cum += a[j].p;
+        if (cum >= rho) {
+            b = a[j].d;
+            break;
+        }
+    }
+    double above = 0.0, at = 0.0, excess = 0.0; /* mass with d > b, d == b; sum p (d - b)_+ */
+    for (size_t j = 0; j < m; j++) {
+        double d = pb->d[j];
+        if (d > b) {
+            above += pb->p[j];
+            excess += pb->p[j] * (d - b);
+        } else if (d == b) {
+            at += pb->p[j];
+        }
+    }
+    double take = rho - above; /* taken from the tie group at b */
+    if (take < 0.0)
+        take = 0.0;
+    if (take > at)
+        take = at;
+    for (size_t j = 0; j < m; j++) {
+        double d = pb->d[j];
+        pb->q[j] = d > b ? 0.0 : d == b ? pb->p[j] * (1.0 - take / at) : pb->p[j];
+    }
+    add_to_top(pb, above + take);
+    sol->eta = b;
+    sol->lambda = b; /* d value / d rho = l_max - eta */
+    sol->value = -pb->mean_d + rho * b + excess;
+    if (sol->value > 0.0)
+        sol->value = 0.0;
+    sol->tight = 1;
+    return DRPO_OK;
+}
+
+static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
+{
+    double lambda = pb->param;
+    sol->has_eta = sol->has_lambda = 1;
+    sol->lambda = lambda;
+    sol->eta = lambda;
+    sol->iterations = 1;
+    double moved = 0.0, gain = 0.0;
+    for (size_t j = 0; j < pb->m; j++) {
+        double d = pb->d[j];
+        if (d > lambda) {
+            moved += pb->p[j];
+            gain += pb->p[j] * (d - lambda);
+            pb->q[j] = 0.0;
+        } else {
+            pb->q[j] = pb->p[j];
+        }
+    }
+    add_to_top(pb, moved);
+    sol->value = -pb->mean_d + gain;
+    if (sol->value > 0.0)
+        sol->value = 0.0;
+    sol->degenerate = moved + pb->p_top >= 1.0;
+    return DRPO_OK;
+}
+
+static drpo_status tv_solve(const drpo_problem *pb, drpo_solution *sol)
+{
+    return pb->form == DRPO__FORM_PENALTY ? tv_penalty(pb, sol) : tv_radius(pb, sol);
+}
+
+static double tv_divergence(size_t m, const double *q, const double *p)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < m; j++)
+        s += fabs(q[j] - p[j]);
+    return 0.5 * s;
+}
+
+const drpo_set_ops drpo__set_tv = {"tv", (1u << DRPO__FORM_RADIUS) | (1u << DRPO__FORM_PENALTY),
+                                   tv_solve, tv_divergence};

@@ -1,0 +1,9 @@
+/* suites.h - every Check suite the single runner (runner.c) executes. */
+#ifndef DRPO_TEST_SUITES_H
+#define DRPO_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *suite_vectors(void);
+
+#endif
