@@ -64,7 +64,14 @@ enum {
     DRPO_ERR_NOMEM = -10,          /* an allocation failed */
     DRPO_ERR_NO_SOLUTION = -11,    /* diagnostics asked before any successful solve */
     DRPO_ERR_UNAVAILABLE = -12,    /* diagnostic not defined for this set or form */
-    DRPO_ERR_NUMERICAL = -13       /* an internal iteration failed to converge */
+    DRPO_ERR_NUMERICAL = -13,      /* an internal iteration failed to converge */
+    DRPO_ERR_CALLBACK = -14,       /* a host callback returned non-zero (its code is kept) */
+    DRPO_ERR_NONFINITE = -15,      /* a callback produced a NaN or infinite loss or gradient,
+                                      or an update would make a parameter non-finite */
+    DRPO_ERR_STATE = -16,          /* the call does not fit the handle's state or mode */
+    DRPO_ERR_IO = -17,             /* a file could not be opened, read or written */
+    DRPO_ERR_CORRUPT = -18,        /* a file is truncated, damaged or not a checkpoint */
+    DRPO_ERR_INCOMPATIBLE = -19    /* a valid checkpoint of another version, model size or set */
 };
 
 /* A static English description of any status value (never NULL). */
@@ -98,7 +105,21 @@ enum {
 enum {
     DRPO_PARAM_RADIUS = 1,  /* rho >= 0: constraint D(q||p) <= rho (KL, CHI2, TV) */
     DRPO_PARAM_PENALTY = 2, /* lambda >= 0: subtract lambda * D(q||p) (KL, CHI2, TV) */
-    DRPO_PARAM_LEVEL = 3    /* alpha in (0, 1] (CVAR) */
+    DRPO_PARAM_LEVEL = 3,   /* alpha in (0, 1] (CVAR) */
+    DRPO_PARAM_MODE = 4,    /* DRPO_MODE_*, used by the trainer (default EXACT) */
+    DRPO_PARAM_DUAL_LR = 5, /* > 0: step size of the stochastic duals and of the
+                               group weights' exponentiated gradient (default 0.1) */
+    DRPO_PARAM_GROUPS = 6   /* number of groups G >= 0 (default 0); group ids of a
+                               batch must then lie in [0, G).  Required by GROUP mode */
+};
+
+/* Modes of the objective inside the training step (DRPO_PARAM_MODE). */
+enum {
+    DRPO_MODE_EXACT = 0,      /* worst case of each minibatch, solved exactly */
+    DRPO_MODE_STOCHASTIC = 1, /* dual variables as state, updated by SGD across
+                                 batches (KL, CHI2, CVAR; not TV) */
+    DRPO_MODE_GROUP = 2       /* group weights by exponentiated gradient (group DRO),
+                                 kept in the set's ball around a uniform group prior */
 };
 
 /* Diagnostics of the last successful solve (drpo_objective_diag). */
@@ -160,6 +181,189 @@ DRPO_API int32_t drpo_objective_set_kind(const drpo_objective *obj);
 DRPO_API const char *drpo_objective_last_error(const drpo_objective *obj);
 
 DRPO_API void drpo_objective_free(drpo_objective *obj);
+
+
+/* ---- preference batches ------------------------------------------------- */
+
+/* A batch of preference pairs.  Each pair has a prompt key (XXH3-64 of the
+ * prompt bytes, or a key the host gives), a group id (DRPO_GROUP_NONE or
+ * >= 0) and a host index the host uses to find its data.  Pairs with the
+ * same key form one unit: the ambiguity set is over prompts.  Units are
+ * maintained as pairs are added, so a finished batch is never written by
+ * the library and may be read from several threads. */
+typedef struct drpo_batch drpo_batch;
+
+#define DRPO_GROUP_NONE (-1)
+
+DRPO_API drpo_status drpo_batch_create(drpo_batch **out);
+DRPO_API drpo_status drpo_batch_create_with_allocator(drpo_batch **out,
+                                                      const drpo_allocator *alloc);
+/* Add a pair whose prompt is `prompt_len` bytes (hashed with XXH3-64).
+ * Errors: DRPO_ERR_NULL (b, or prompt with prompt_len > 0), DRPO_ERR_PARAM_RANGE
+ * (group < -1), DRPO_ERR_NOMEM.  On error the batch is unchanged. */
+DRPO_API drpo_status drpo_batch_add(drpo_batch *b, const void *prompt, size_t prompt_len,
+                                    int32_t group, int64_t host_index);
+/* Add a pair with a host-given prompt key. */
+DRPO_API drpo_status drpo_batch_add_key(drpo_batch *b, uint64_t key, int32_t group,
+                                        int64_t host_index);
+/* The XXH3-64 key drpo_batch_add uses for these bytes. */
+DRPO_API uint64_t drpo_prompt_key(const void *prompt, size_t prompt_len);
+DRPO_API size_t drpo_batch_size(const drpo_batch *b);       /* pairs */
+DRPO_API size_t drpo_batch_units(const drpo_batch *b);      /* distinct prompts */
+DRPO_API int64_t drpo_batch_host_index(const drpo_batch *b, size_t j); /* -1 if out of range */
+DRPO_API int32_t drpo_batch_group(const drpo_batch *b, size_t j);
+DRPO_API uint64_t drpo_batch_key(const drpo_batch *b, size_t j);
+DRPO_API size_t drpo_batch_unit_of(const drpo_batch *b, size_t j); /* unit of pair j */
+/* Empty the batch, keeping its memory for reuse. */
+DRPO_API void drpo_batch_clear(drpo_batch *b);
+DRPO_API void drpo_batch_free(drpo_batch *b);
+
+/* ---- models -------------------------------------------------------------- */
+
+/* Host callbacks over a flat float32 parameter vector the library owns.
+ * forward writes one loss per pair of the batch; backward writes the gradient
+ * of sum_j pair_weight[j] * loss_j (grad is zeroed by the library before the
+ * call).  Both return 0 or a non-zero user error code, which aborts the step.
+ * They run on the caller's thread.  free_user (optional) is called on `user`
+ * by drpo_model_free.  struct_size: sizeof(drpo_model_callbacks) as compiled
+ * by the caller. */
+typedef struct drpo_model_callbacks {
+    uint32_t struct_size;
+    int (*forward)(void *user, const float *params, const drpo_batch *batch, double *pair_loss);
+    int (*backward)(void *user, const float *params, const drpo_batch *batch,
+                    const double *pair_weight, float *grad);
+    void (*free_user)(void *user);
+} drpo_model_callbacks;
+
+typedef struct drpo_model drpo_model;
+
+/* Parameters start at zero.  Errors: DRPO_ERR_NULL, DRPO_ERR_SIZE (0 params or
+ * a struct_size too small), DRPO_ERR_NOMEM. */
+DRPO_API drpo_status drpo_model_create(drpo_model **out, size_t n_params,
+                                       const drpo_model_callbacks *cb, void *user);
+DRPO_API drpo_status drpo_model_create_with_allocator(drpo_model **out, size_t n_params,
+                                                      const drpo_model_callbacks *cb,
+                                                      void *user, const drpo_allocator *alloc);
+DRPO_API float *drpo_model_params(drpo_model *m);
+DRPO_API size_t drpo_model_n_params(const drpo_model *m);
+DRPO_API void drpo_model_free(drpo_model *m);
+
+/* ---- the trainer ---------------------------------------------------------- */
+
+typedef struct drpo_trainer drpo_trainer;
+
+/* Trainer options (drpo_trainer_set / _get). */
+enum {
+    DRPO_TRAIN_OPTIMIZER = 1,    /* DRPO_OPT_* (default SGD) */
+    DRPO_TRAIN_LR = 2,           /* base learning rate > 0 (default 1e-3) */
+    DRPO_TRAIN_MOMENTUM = 3,     /* [0, 1) (default 0.9) */
+    DRPO_TRAIN_NESTEROV = 4,     /* 0 or 1 (default 0) */
+    DRPO_TRAIN_BETA1 = 5,        /* AdamW, [0, 1) (default 0.9) */
+    DRPO_TRAIN_BETA2 = 6,        /* AdamW, [0, 1) (default 0.999) */
+    DRPO_TRAIN_EPS = 7,          /* AdamW, > 0 (default 1e-8) */
+    DRPO_TRAIN_WEIGHT_DECAY = 8, /* decoupled: theta -= lr * wd * theta (default 0) */
+    DRPO_TRAIN_CLIP_NORM = 9,    /* clip the gradient to this L2 norm; 0 = off (default) */
+    DRPO_TRAIN_SCHEDULE = 10,    /* DRPO_SCHED_* (default CONSTANT) */
+    DRPO_TRAIN_WARMUP = 11,      /* warm-up steps, linear from lr/warmup (default 0) */
+    DRPO_TRAIN_TOTAL_STEPS = 12, /* cosine: steps to decay over (required by COSINE) */
+    DRPO_TRAIN_MIN_LR = 13,      /* cosine: final lr as a fraction of lr (default 0) */
+    DRPO_TRAIN_GRAD_TOL = 14,    /* test: ||g|| <= tol * max(1, ||theta||) (default 1e-6) */
+    DRPO_TRAIN_REL_TOL = 15,     /* test: relative decrease of the smoothed robust
+                                    objective over WINDOW steps <= tol (default 1e-6) */
+    DRPO_TRAIN_WINDOW = 16,      /* test window in steps, 1..1024 (default 10) */
+    DRPO_TRAIN_MAX_STEPS = 17,   /* test: converged after this many steps; 0 = no limit */
+    DRPO_TRAIN_SMOOTHING = 18    /* EMA factor of the smoothed objective, [0, 1) (default 0.9) */
+};
+
+enum { DRPO_OPT_SGD = 0, DRPO_OPT_MOMENTUM = 1, DRPO_OPT_ADAMW = 2 };
+enum { DRPO_SCHED_CONSTANT = 0, DRPO_SCHED_WARMUP = 1, DRPO_SCHED_COSINE = 2 };
+
+/* Trainer diagnostics after a step (drpo_trainer_diag). */
+enum {
+    DRPO_TDIAG_ROBUST = 1,        /* robust objective of the batch (stochastic mode: the
+                                     joint objective at the current duals) */
+    DRPO_TDIAG_MEAN_LOSS = 2,     /* mean pair loss of the batch */
+    DRPO_TDIAG_ETA = 3,           /* dual eta (as DRPO_DIAG_ETA; stochastic: the state) */
+    DRPO_TDIAG_LAMBDA = 4,        /* dual lambda (KL radius, chi2 radius: t) */
+    DRPO_TDIAG_ESS = 5,           /* effective sample size of the unit weights */
+    DRPO_TDIAG_MAX_WEIGHT = 6,    /* largest unit weight (normalised) */
+    DRPO_TDIAG_DIVERGENCE = 7,    /* D(q || base) of the normalised unit weights */
+    DRPO_TDIAG_GRAD_NORM = 8,     /* ||g|| before clipping */
+    DRPO_TDIAG_UPDATE_NORM = 9,   /* ||theta_new - theta_old|| */
+    DRPO_TDIAG_PARAM_NORM = 10,   /* ||theta|| after the step */
+    DRPO_TDIAG_DUAL_GRAD = 11,    /* |gradient of the joint objective in the duals| */
+    DRPO_TDIAG_STEPS = 12,        /* steps taken (the schedule position) */
+    DRPO_TDIAG_LR = 13,           /* learning rate used by the last step */
+    DRPO_TDIAG_SMOOTHED = 14,     /* EMA of the robust objective */
+    DRPO_TDIAG_UNITS = 15,        /* units (prompts) in the last batch */
+    DRPO_TDIAG_CONVERGED_BY = 16, /* last test: 0 none, 1 gradient, 2 objective,
+                                     3 step limit, 4 progress callback */
+    DRPO_TDIAG_CALLBACK_CODE = 17 /* the code of the last failing callback, else 0 */
+};
+
+/* Per-group diagnostics (drpo_trainer_group_diag), for groups in [0, G). */
+enum {
+    DRPO_GDIAG_MEAN_LOSS = 1, /* mean loss of the group's pairs in the last batch (NaN if none) */
+    DRPO_GDIAG_WEIGHT = 2,    /* the group's share of the robust weight in the last batch
+                                 (group mode: the group weight state) */
+    DRPO_GDIAG_PAIRS = 3      /* the group's pairs in the last batch */
+};
+
+/* Create a trainer over a model and an objective; both are borrowed and must
+ * outlive the trainer.  model may be NULL for weights-only use.
+ * Errors: DRPO_ERR_NULL, DRPO_ERR_NOMEM, DRPO_ERR_STATE (a mode the set
+ * cannot run: stochastic TV, or group mode without DRPO_PARAM_GROUPS). */
+DRPO_API drpo_status drpo_trainer_create(drpo_trainer **out, drpo_model *m, drpo_objective *o);
+DRPO_API drpo_status drpo_trainer_create_with_allocator(drpo_trainer **out, drpo_model *m,
+                                                        drpo_objective *o,
+                                                        const drpo_allocator *alloc);
+DRPO_API drpo_status drpo_trainer_set(drpo_trainer *t, int32_t key, double value);
+DRPO_API drpo_status drpo_trainer_get(const drpo_trainer *t, int32_t key, double *value);
+
+/* One robust step: forward -> units -> worst-case weights -> backward ->
+ * clipping -> optimiser -> dual update -> diagnostics.  Atomic: on any error
+ * the parameters, optimiser moments, duals and group weights are bitwise
+ * unchanged.  Errors: DRPO_ERR_NULL, DRPO_ERR_SIZE (empty batch), DRPO_ERR_STATE
+ * (no model), DRPO_ERR_CALLBACK, DRPO_ERR_NONFINITE, DRPO_ERR_PARAM_RANGE (a
+ * group id >= G), the objective's errors, DRPO_ERR_NOMEM. */
+DRPO_API drpo_status drpo_trainer_step(drpo_trainer *t, const drpo_batch *b);
+
+/* Weights only: from per-pair losses of a batch (several micro-batches may be
+ * added to one batch) compute per-pair weights w (the step would call
+ * backward with them) and the robust value, using the mode's current duals.
+ * Nothing changes until drpo_trainer_commit, which applies the dual / group
+ * update these losses imply and counts a step.  Either output may be NULL. */
+DRPO_API drpo_status drpo_trainer_weights(drpo_trainer *t, const drpo_batch *b,
+                                          const double *pair_loss, double *pair_weight,
+                                          double *robust_value);
+DRPO_API drpo_status drpo_trainer_commit(drpo_trainer *t);
+
+/* Convergence test, separate from the step: DRPO_CONTINUE, DRPO_CONVERGED or
+ * DRPO_STOPPED (the progress callback returned non-zero). */
+DRPO_API drpo_status drpo_trainer_test(drpo_trainer *t);
+/* Called by drpo_trainer_test; return non-zero to stop training. */
+typedef int (*drpo_progress_fn)(void *user, const drpo_trainer *t);
+DRPO_API drpo_status drpo_trainer_set_progress(drpo_trainer *t, drpo_progress_fn fn, void *user);
+
+DRPO_API drpo_status drpo_trainer_diag(const drpo_trainer *t, int32_t key, double *value);
+DRPO_API drpo_status drpo_trainer_group_diag(const drpo_trainer *t, int32_t group, int32_t key,
+                                             double *value);
+
+/* Full-data evaluation: the exact robust objective of the batch at the
+ * current parameters and the norm of its gradient, changing no state. */
+DRPO_API drpo_status drpo_trainer_evaluate(drpo_trainer *t, const drpo_batch *b,
+                                           double *robust_value, double *grad_norm);
+
+/* Checkpoints: the whole trainer state (parameters, optimiser moments, duals,
+ * group weights, step count, options and the objective's configuration) in a
+ * versioned binary file with an XXH3-64 checksum, written atomically
+ * (temporary file, fsync, rename).  Loading checks everything before changing
+ * anything.  Errors: DRPO_ERR_IO, DRPO_ERR_CORRUPT, DRPO_ERR_INCOMPATIBLE. */
+DRPO_API drpo_status drpo_trainer_save(const drpo_trainer *t, const char *path);
+DRPO_API drpo_status drpo_trainer_load(drpo_trainer *t, const char *path);
+
+DRPO_API const char *drpo_trainer_last_error(const drpo_trainer *t);
+DRPO_API void drpo_trainer_free(drpo_trainer *t);
 
 #ifdef __cplusplus
 }

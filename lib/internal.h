@@ -26,6 +26,20 @@ drpo_status drpo__fail(char *buf, drpo_status status, const char *fmt, ...)
 #endif
     ;
 
+/* ---- the objective's configuration, for the trainer (objective.c) ------ */
+
+typedef struct drpo_objective_config {
+    int32_t set;
+    int form; /* DRPO__FORM_* */
+    double param;
+    int32_t mode;
+    double dual_lr;
+    int32_t groups;
+} drpo_objective_config;
+
+void drpo__objective_config(const drpo_objective *obj, drpo_objective_config *cfg);
+char *drpo__objective_errbuf(drpo_objective *obj);
+
 /* ---- the inner maximisation in gap space ------------------------------- */
 
 /* Every set is solved on the support of the base distribution in "gap
@@ -69,6 +83,9 @@ typedef struct drpo_set_ops {
     drpo_solve_fn solve;
     drpo_divergence_fn divergence;
 } drpo_set_ops;
+
+/* The operations of a set, or NULL for an unknown one (objective.c). */
+const drpo_set_ops *drpo__set_ops(int32_t set);
 
 extern const drpo_set_ops drpo__set_none, drpo__set_kl, drpo__set_chi2, drpo__set_cvar,
     drpo__set_tv;

@@ -15,6 +15,9 @@ struct drpo_objective {
     const drpo_set_ops *ops;
     int form;     /* DRPO__FORM_NONE until the set's parameter is set */
     double param; /* in loss units */
+    int32_t mode; /* DRPO_MODE_*, read by the trainer */
+    double dual_lr;
+    int32_t groups;
     /* scratch, reused while n <= cap */
     size_t cap;
     double *d, *p, *q;
@@ -26,7 +29,7 @@ struct drpo_objective {
     char err[DRPO__ERRLEN];
 };
 
-static const drpo_set_ops *set_ops(int32_t set)
+const drpo_set_ops *drpo__set_ops(int32_t set)
 {
     switch (set) {
     case DRPO_SET_NONE: return &drpo__set_none;
@@ -44,7 +47,7 @@ drpo_status drpo_objective_create_with_allocator(drpo_objective **out, int32_t s
     if (!out)
         return DRPO_ERR_NULL;
     *out = NULL;
-    const drpo_set_ops *ops = set_ops(set);
+    const drpo_set_ops *ops = drpo__set_ops(set);
     if (!ops)
         return DRPO_ERR_SET;
     drpo_allocator a;
@@ -59,6 +62,8 @@ drpo_status drpo_objective_create_with_allocator(drpo_objective **out, int32_t s
     obj->set = set;
     obj->ops = ops;
     obj->form = DRPO__FORM_NONE;
+    obj->mode = DRPO_MODE_EXACT;
+    obj->dual_lr = 0.1;
     *out = obj;
     return DRPO_OK;
 }
@@ -76,6 +81,18 @@ void drpo_objective_free(drpo_objective *obj)
     drpo__free(&a, obj->d);
     drpo__free(&a, obj);
 }
+
+void drpo__objective_config(const drpo_objective *obj, drpo_objective_config *cfg)
+{
+    cfg->set = obj->set;
+    cfg->form = obj->form;
+    cfg->param = obj->param;
+    cfg->mode = obj->mode;
+    cfg->dual_lr = obj->dual_lr;
+    cfg->groups = obj->groups;
+}
+
+char *drpo__objective_errbuf(drpo_objective *obj) { return obj->err; }
 
 int32_t drpo_objective_set_kind(const drpo_objective *obj) { return obj ? obj->set : -1; }
 
@@ -115,10 +132,45 @@ static drpo_status check_key(drpo_objective *obj, int32_t key, int *form)
     return DRPO_OK;
 }
 
+/* The trainer's options, kept here because they belong to the objective. */
+static drpo_status set_training_option(drpo_objective *obj, int32_t key, double value)
+{
+    switch (key) {
+    case DRPO_PARAM_MODE:
+        if (value != DRPO_MODE_EXACT && value != DRPO_MODE_STOCHASTIC && value != DRPO_MODE_GROUP)
+            return drpo__fail(obj->err, DRPO_ERR_PARAM_RANGE, "unknown mode %g", value);
+        if (value == DRPO_MODE_STOCHASTIC && obj->set == DRPO_SET_TV)
+            return drpo__fail(obj->err, DRPO_ERR_PARAM_RANGE,
+                              "the tv set has no stochastic dual form (its dual is not an "
+                              "expectation); use exact or group mode");
+        obj->mode = (int32_t)value;
+        return DRPO_OK;
+    case DRPO_PARAM_DUAL_LR:
+        if (!(value > 0.0) || !isfinite(value))
+            return drpo__fail(obj->err, DRPO_ERR_PARAM_RANGE,
+                              "dual step size must be finite and > 0 (got %g)", value);
+        obj->dual_lr = value;
+        return DRPO_OK;
+    default: /* DRPO_PARAM_GROUPS */
+        if (!(value >= 0.0 && value <= 65536.0) || value != floor(value))
+            return drpo__fail(obj->err, DRPO_ERR_PARAM_RANGE,
+                              "groups must be a whole number in [0, 65536] (got %g)", value);
+        obj->groups = (int32_t)value;
+        return DRPO_OK;
+    }
+}
+
+static int is_training_option(int32_t key)
+{
+    return key == DRPO_PARAM_MODE || key == DRPO_PARAM_DUAL_LR || key == DRPO_PARAM_GROUPS;
+}
+
 drpo_status drpo_objective_set(drpo_objective *obj, int32_t key, double value)
 {
     if (!obj)
         return DRPO_ERR_NULL;
+    if (is_training_option(key))
+        return set_training_option(obj, key, value);
     int form;
     drpo_status st = check_key(obj, key, &form);
     if (st != DRPO_OK)
@@ -138,6 +190,12 @@ drpo_status drpo_objective_get(const drpo_objective *obj, int32_t key, double *v
 {
     if (!obj || !value)
         return DRPO_ERR_NULL;
+    if (is_training_option(key)) {
+        *value = key == DRPO_PARAM_MODE       ? obj->mode
+                 : key == DRPO_PARAM_DUAL_LR ? obj->dual_lr
+                                             : obj->groups;
+        return DRPO_OK;
+    }
     int form = key_form(key);
     if (form < 0 || !(obj->ops->forms & (1u << form)))
         return DRPO_ERR_KEY;

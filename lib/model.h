@@ -1,0 +1,15 @@
+/* model.h - the model's layout, shared by model.c and the trainer. */
+#ifndef DRPO_MODEL_H
+#define DRPO_MODEL_H
+
+#include "internal.h"
+
+struct drpo_model {
+    drpo_allocator alloc;
+    size_t n_params;
+    float *params;
+    drpo_model_callbacks cb; /* copied; fields past the caller's struct_size are NULL */
+    void *user;
+};
+
+#endif
