@@ -5,5 +5,6 @@
 #include <check.h>
 
 Suite *suite_vectors(void);
+Suite *suite_bruteforce(void);
 
 #endif
