@@ -18,7 +18,7 @@ typedef struct option_spec {
     double def;
 } option_spec;
 
-#define NOPT (DRPO_TRAIN_SMOOTHING + 1)
+#define NOPT DRPO__NOPT
 
 static const option_spec option_specs[NOPT] = {
     [DRPO_TRAIN_OPTIMIZER] = {0, 2, 0, 0, 1, DRPO_OPT_SGD},
@@ -52,7 +52,7 @@ static int option_ok(const option_spec *s, double v)
     return !s->whole || v == floor(v);
 }
 
-static void apply_option(drpo_trainer *t, int32_t key, double v)
+void drpo__trainer_apply_option(drpo_trainer *t, int32_t key, double v)
 {
     drpo_optim_config *o = &t->opt;
     switch (key) {
@@ -77,7 +77,7 @@ static void apply_option(drpo_trainer *t, int32_t key, double v)
     }
 }
 
-static double read_option(const drpo_trainer *t, int32_t key)
+double drpo__trainer_read_option(const drpo_trainer *t, int32_t key)
 {
     const drpo_optim_config *o = &t->opt;
     switch (key) {
@@ -102,6 +102,11 @@ static double read_option(const drpo_trainer *t, int32_t key)
     }
 }
 
+int drpo__trainer_option_valid(int32_t key, double value)
+{
+    return key >= 1 && key < NOPT && option_ok(&option_specs[key], value);
+}
+
 drpo_status drpo_trainer_set(drpo_trainer *t, int32_t key, double value)
 {
     if (!t)
@@ -114,7 +119,7 @@ drpo_status drpo_trainer_set(drpo_trainer *t, int32_t key, double value)
     if (key == DRPO_TRAIN_OPTIMIZER && t->steps > 0 && value != t->opt.kind)
         return drpo__fail(t->err, DRPO_ERR_STATE,
                           "the optimiser cannot change once training has started");
-    apply_option(t, key, value);
+    drpo__trainer_apply_option(t, key, value);
     return DRPO_OK;
 }
 
@@ -124,7 +129,7 @@ drpo_status drpo_trainer_get(const drpo_trainer *t, int32_t key, double *value)
         return DRPO_ERR_NULL;
     if (key < 1 || key >= NOPT)
         return DRPO_ERR_KEY;
-    *value = read_option(t, key);
+    *value = drpo__trainer_read_option(t, key);
     return DRPO_OK;
 }
 
@@ -154,7 +159,7 @@ drpo_status drpo_trainer_create_with_allocator(drpo_trainer **out, drpo_model *m
     t->model = m;
     t->obj = o;
     for (int32_t k = 1; k < NOPT; k++)
-        apply_option(t, k, option_specs[k].def);
+        drpo__trainer_apply_option(t, k, option_specs[k].def);
     t->G = (size_t)cfg.groups;
     if (t->G) {
         /* group_w, next_group_w, group_sum, next_gdiag... in one block */

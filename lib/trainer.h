@@ -60,6 +60,12 @@ struct drpo_trainer {
     char err[DRPO__ERRLEN];
 };
 
+#define DRPO__NOPT (DRPO_TRAIN_SMOOTHING + 1)
+/* Options by key (trainer.c): validity, value, and setting without checks of state. */
+int drpo__trainer_option_valid(int32_t key, double value);
+double drpo__trainer_read_option(const drpo_trainer *t, int32_t key);
+void drpo__trainer_apply_option(drpo_trainer *t, int32_t key, double value);
+
 /* Allocate the optimiser moments for the configured optimiser (idempotent). */
 drpo_status drpo__trainer_moments(drpo_trainer *t);
 
