@@ -14,9 +14,14 @@ static double clamp(double x, double lo, double hi) { return x < lo ? lo : x > h
 
 static double capped_exp(double x) { return exp(x > EXP_CAP ? EXP_CAP : x); }
 
-void drpo__duals_init(drpo_duals *d, const drpo_objective_config *cfg, const drpo_objective *obj)
+void drpo__duals_init(drpo_duals *d, const drpo_objective_config *cfg, const drpo_objective *obj,
+                      double scale)
 {
     double eta = 0.0, lambda = 0.0;
+    /* A first batch whose losses (nearly) tie has an optimal multiplier near
+     * 0, from which SGD on the duals explodes: start no lower than a tenth of
+     * the batch's loss scale. */
+    double floor = 0.1 * (scale > 0.0 ? scale : 1.0);
     drpo_objective_diag(obj, DRPO_DIAG_ETA, &eta);
     drpo_objective_diag(obj, DRPO_DIAG_LAMBDA, &lambda);
     d->init = 1;
@@ -25,9 +30,9 @@ void drpo__duals_init(drpo_duals *d, const drpo_objective_config *cfg, const drp
     if (cfg->set == DRPO_SET_KL && cfg->form == DRPO__FORM_PENALTY) {
         d->eta = eta / cfg->param; /* mu / lambda */
     } else if (cfg->set == DRPO_SET_KL && cfg->form == DRPO__FORM_RADIUS) {
-        d->aux = clamp(lambda, DUAL_MIN, DUAL_MAX);
+        d->aux = clamp(fmax(lambda, floor), DUAL_MIN, DUAL_MAX);
     } else if (cfg->set == DRPO_SET_CHI2 && cfg->form == DRPO__FORM_RADIUS) {
-        d->aux = clamp(sqrt(1.0 + 2.0 * cfg->param) * lambda, DUAL_MIN, DUAL_MAX);
+        d->aux = clamp(fmax(sqrt(1.0 + 2.0 * cfg->param) * lambda, floor), DUAL_MIN, DUAL_MAX);
     }
 }
 

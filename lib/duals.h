@@ -13,8 +13,10 @@ typedef struct drpo_duals {
     double aux; /* chi2 radius: t; KL radius: lambda */
 } drpo_duals;
 
-/* Initialise from the objective's last exact solve (its ETA / LAMBDA). */
-void drpo__duals_init(drpo_duals *d, const drpo_objective_config *cfg, const drpo_objective *obj);
+/* Initialise from the objective's last exact solve (its ETA / LAMBDA);
+ * scale is the batch's mean |loss|, which bounds a positive dual from below. */
+void drpo__duals_init(drpo_duals *d, const drpo_objective_config *cfg, const drpo_objective *obj,
+                      double scale);
 
 /* Per-unit gradient weights a_u (they multiply the unit loss in the joint
  * objective), the joint objective's value on the batch, and the duals after

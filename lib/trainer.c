@@ -385,7 +385,10 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
             st = drpo_objective_solve(t->obj, U, t->unit_loss, t->unit_base, NULL, NULL);
             if (st != DRPO_OK)
                 return objective_failed(t, st);
-            drpo__duals_init(&cur, &cfg, t->obj);
+            double scale = 0.0;
+            for (size_t u = 0; u < U; u++)
+                scale += t->unit_base[u] * fabs(t->unit_loss[u]);
+            drpo__duals_init(&cur, &cfg, t->obj, scale);
         }
         value = drpo__duals_weights(&cur, &cfg, U, t->unit_loss, t->unit_base, t->unit_q,
                                     &t->next_duals, &dual_grad);
