@@ -9,6 +9,7 @@ int main(void)
     Suite *(*const suites[])(void) = {
         suite_vectors,
         suite_bruteforce,
+        suite_objective,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -6,5 +6,6 @@
 
 Suite *suite_vectors(void);
 Suite *suite_bruteforce(void);
+Suite *suite_objective(void);
 
 #endif
