@@ -67,10 +67,11 @@ typedef struct drpo_problem {
 
 typedef struct drpo_solution {
     double value;      /* optimum of the gap problem, <= 0: value = l_max + value * 2^e */
-    double eta;        /* threshold in gaps: eta_loss = l_max - eta * 2^e */
+    double eta;        /* threshold in gaps: eta_loss = l_max - eta * 2^e - eta_lambda * lambda */
+    double eta_lambda; /* multiple of the (unscaled) penalty in eta, usually 0 */
     double lambda;     /* multiplier in gaps: lambda_loss = lambda * 2^e */
     int has_eta, has_lambda;
-    int iterations, tight, degenerate;
+    int iterations, tight;
 } drpo_solution;
 
 typedef drpo_status (*drpo_solve_fn)(const drpo_problem *pb, drpo_solution *sol);

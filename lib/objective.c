@@ -263,7 +263,8 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
         if (!(fabs(s - 1.0) <= 1e-9))
             return drpo__fail(obj->err, DRPO_ERR_BASE_SUM,
                               "base weights sum to %.17g, not 1 (within 1e-9)", s);
-        *base_sum = s;
+        /* renormalise only past rounding, so q = base stays bitwise the base */
+        *base_sum = fabs(s - 1.0) <= 1e-14 ? 1.0 : s;
     }
     return DRPO_OK;
 }
@@ -318,6 +319,11 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         mean_d += pi * d;
         m++;
     }
+    size_t tied = 0;
+    for (size_t j = 0; j < m; j++)
+        tied += obj->d[j] == 0.0;
+    if (tied == m) /* all losses equal: exactly, whatever the base sums to in floating point */
+        p_top = 1.0;
     pb.m = m;
     pb.d = obj->d;
     pb.p = obj->p;
@@ -346,14 +352,19 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (!(qsum > 0.0) || !isfinite(qsum) || !isfinite(sol.value))
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
-    double qmax = 0.0, q2 = 0.0, support = 0.0;
+    /* renormalise only what needs it: q = p stays bitwise p, which matters
+     * when a huge penalty multiplies D(q||p) */
+    double scale = fabs(qsum - 1.0) > 64 * DBL_EPSILON ? 1.0 / qsum : 1.0;
+    double qmax = 0.0, q2 = 0.0, support = 0.0, off_top = 0.0;
     for (size_t j = 0; j < m; j++) {
-        double qj = obj->q[j] / qsum;
+        double qj = scale == 1.0 ? obj->q[j] : obj->q[j] * scale;
         obj->q[j] = qj;
         q2 += qj * qj;
         if (qj > qmax)
             qmax = qj;
         support += qj > 0.0;
+        if (obj->d[j] > 0.0)
+            off_top += qj;
     }
 
     /* commit: outputs and diagnostics */
@@ -361,8 +372,9 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     obj->diag_set = 0;
     set_diag(obj, DRPO_DIAG_VALUE, v);
     set_diag(obj, DRPO_DIAG_MEAN, l_max - ldexp(mean_d, e));
-    if (sol.has_eta)
-        set_diag(obj, DRPO_DIAG_ETA, l_max - ldexp(sol.eta, e));
+    if (sol.has_eta) /* the lambda part kept apart: lambda * 2^-e may have been clamped */
+        set_diag(obj, DRPO_DIAG_ETA,
+                 l_max - ldexp(sol.eta, e) - (sol.eta_lambda ? sol.eta_lambda * obj->param : 0.0));
     if (sol.has_lambda)
         set_diag(obj, DRPO_DIAG_LAMBDA, obj->form == DRPO__FORM_PENALTY
                                             ? obj->param
@@ -374,7 +386,8 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     set_diag(obj, DRPO_DIAG_SUPPORT, support);
     set_diag(obj, DRPO_DIAG_ITERATIONS, sol.iterations);
     set_diag(obj, DRPO_DIAG_TIGHT, sol.tight);
-    set_diag(obj, DRPO_DIAG_DEGENERATE, sol.degenerate || p_top >= 1.0);
+    /* degenerate: the worst case is the maximum loss (all mass on the argmax set) */
+    set_diag(obj, DRPO_DIAG_DEGENERATE, off_top == 0.0);
     obj->solved = 1;
 
     if (weights) { /* scatter back, zero off the support */

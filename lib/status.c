@@ -34,6 +34,12 @@ const char *drpo_status_string(drpo_status s)
     case DRPO_ERR_NO_SOLUTION: return "no successful solve yet";
     case DRPO_ERR_UNAVAILABLE: return "diagnostic not defined for this ambiguity set or form";
     case DRPO_ERR_NUMERICAL: return "numerical failure: an internal iteration did not converge";
+    case DRPO_ERR_CALLBACK: return "a host callback returned an error";
+    case DRPO_ERR_NONFINITE: return "a NaN or infinite loss, gradient or update";
+    case DRPO_ERR_STATE: return "the call does not fit the handle's state or mode";
+    case DRPO_ERR_IO: return "file input/output failed";
+    case DRPO_ERR_CORRUPT: return "the file is truncated, damaged or not a checkpoint";
+    case DRPO_ERR_INCOMPATIBLE: return "the checkpoint does not fit this library, model or objective";
     default: return "unknown status";
     }
 }

@@ -87,6 +87,8 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
     chi2_weights(pb, t);
     sol->eta = t;
     if (k == m) { /* everything active: value = mean + Var / (2 lambda), no overflow */
+        sol->eta = s.mean; /* eta = mean - lambda, the lambda part kept apart */
+        sol->eta_lambda = 1.0;
         sol->value = -s.mean + s.var / (2.0 * lambda);
     } else { /* dual value at t; lambda < 2 here, so the squares cannot overflow */
         double a2 = 0.0;
@@ -137,6 +139,14 @@ static drpo_status chi2_radius(const drpo_problem *pb, drpo_solution *sol)
         }
     }
     chi2_active s = active_stats(a, k, m);
+    if (s.var == 0.0) {
+        /* the scan stopped on the tied maxima: the radius admits the maximum
+         * loss up to rounding in the two orders p_top was summed in */
+        drpo__q_on_top(pb, sol);
+        sol->eta = 0.0;
+        sol->lambda = 0.0;
+        return DRPO_OK;
+    }
     double denom = c2 * s.mass - 1.0;
     double delta = denom > 0.0 && s.var > 0.0 ? sqrt(s.var / denom) : 0.0;
     double t = clamp_to_piece(s.mean + delta, a, k, m);

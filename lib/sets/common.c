@@ -14,7 +14,6 @@ void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol)
     for (size_t j = 0; j < pb->m; j++)
         pb->q[j] = pb->d[j] == 0.0 ? pb->p[j] / pb->p_top : 0.0;
     sol->value = 0.0;
-    sol->degenerate = 1;
 }
 
 /* Introsort: quicksort with median-of-three, insertion sort below 16

@@ -49,8 +49,7 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
     }
     sol->eta = t;
     sol->value = -t + excess / alpha;
-    sol->tight = alpha < 1.0;
-    sol->degenerate = t == 0.0;
+    sol->tight = alpha < 1.0 && (below > 0.0 || rest / at >= 1.0 / alpha); /* a unit at p/alpha */
     return DRPO_OK;
 }
 

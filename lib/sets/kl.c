@@ -103,6 +103,10 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
     if (!(u > 0.0) || isinf(u))
         u = 1.0;
     double lo = 0.0, hi = INFINITY; /* KL(lo) < rho < KL(hi) */
+    double d_min = INFINITY; /* smallest positive gap */
+    for (size_t j = 0; j < pb->m; j++)
+        if (pb->d[j] > 0.0 && pb->d[j] < d_min)
+            d_min = pb->d[j];
     int it;
     for (it = 1; it <= 400; it++) {
         kl_eval e = kl_evaluate(pb, u);
@@ -114,17 +118,25 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
         else
             hi = u;
         double next = u - f / (u * e.var);
+        if (isinf(hi) && u * d_min > 1500.0) {
+            /* every weight off the argmax set is below 1e-650: no finite u
+             * reaches rho (it sits within rounding of -log p_top), and the
+             * argmax set is the answer */
+            drpo__q_on_top(pb, sol);
+            sol->lambda = 0.0;
+            sol->eta = 0.0;
+            sol->iterations = it;
+            return DRPO_OK;
+        }
         if (!(next > lo && next < hi) || !isfinite(next)) {
             if (isinf(hi))
-                next = u * 4.0;
+                next = u * 64.0;
             else if (lo == 0.0 || hi > 4.0 * lo)
                 next = lo == 0.0 ? hi / 4.0 : sqrt(lo * hi);
             else
                 next = 0.5 * (lo + hi);
         }
         if (!isinf(hi) && hi - lo <= 4.0 * DBL_EPSILON * hi)
-            break;
-        if (next > DBL_MAX / 4) /* beyond any representable temperature */
             break;
         u = next;
     }

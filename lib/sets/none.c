@@ -4,7 +4,6 @@
 static drpo_status none_solve(const drpo_problem *pb, drpo_solution *sol)
 {
     drpo__q_base(pb, sol);
-    sol->degenerate = pb->p_top >= 1.0;
     return DRPO_OK;
 }
 

@@ -83,7 +83,8 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     double lambda = pb->param;
     sol->has_eta = sol->has_lambda = 1;
     sol->lambda = lambda;
-    sol->eta = lambda;
+    sol->eta = 0.0; /* eta = l_max - lambda */
+    sol->eta_lambda = 1.0;
     sol->iterations = 1;
     double moved = 0.0, gain = 0.0;
     for (size_t j = 0; j < pb->m; j++) {
@@ -100,7 +101,6 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->value = -pb->mean_d + gain;
     if (sol->value > 0.0)
         sol->value = 0.0;
-    sol->degenerate = moved + pb->p_top >= 1.0;
     return DRPO_OK;
 }
 
