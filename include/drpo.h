@@ -365,6 +365,83 @@ DRPO_API drpo_status drpo_trainer_load(drpo_trainer *t, const char *path);
 DRPO_API const char *drpo_trainer_last_error(const drpo_trainer *t);
 DRPO_API void drpo_trainer_free(drpo_trainer *t);
 
+
+/* ---- preference losses ---------------------------------------------------- */
+
+/* Per-pair losses on a margin m, in stable log-sigmoid form (no overflow for
+ * margins of any size).  With z = beta * m:
+ *   BT     Bradley-Terry reward loss  -log sigmoid(m)          (beta unused)
+ *   DPO    -log sigmoid(z)
+ *   IPO    (m - 1 / (2 beta))^2
+ *   HINGE  max(0, 1 - z)
+ *   CDPO   conservative DPO, label smoothing e in [0, 0.5]:
+ *          (1 - e)(-log sigmoid(z)) + e(-log sigmoid(-z)) */
+enum { DRPO_LOSS_BT = 0, DRPO_LOSS_DPO = 1, DRPO_LOSS_IPO = 2, DRPO_LOSS_HINGE = 3,
+       DRPO_LOSS_CDPO = 4 };
+
+/* loss[i] and dloss[i] = d loss / d margin for n margins; either output may
+ * be NULL.  Errors: DRPO_ERR_NULL, DRPO_ERR_KEY (unknown kind),
+ * DRPO_ERR_PARAM_RANGE (beta <= 0 or not finite where used, smoothing
+ * outside [0, 0.5]), DRPO_ERR_LOSS_NONFINITE (a NaN or infinite margin). */
+DRPO_API drpo_status drpo_loss_from_margins(int32_t kind, size_t n, const double *margin,
+                                            double beta, double smoothing, double *loss,
+                                            double *dloss);
+/* The same with the DPO margin from log-probabilities:
+ * m = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected);
+ * dloss is with respect to that margin. */
+DRPO_API drpo_status drpo_loss_from_logps(int32_t kind, size_t n, const double *policy_chosen,
+                                          const double *policy_rejected,
+                                          const double *ref_chosen, const double *ref_rejected,
+                                          double beta, double smoothing, double *loss,
+                                          double *dloss);
+
+/* ---- built-in models ------------------------------------------------------- */
+
+/* scores[i] = x_i . theta for `rows` rows of a row-major rows x dim matrix. */
+DRPO_API drpo_status drpo_linear_scores(const float *theta, size_t dim, size_t rows,
+                                        const float *x, double *scores);
+
+/* A linear pairwise model over feature differences x_h = phi(x, chosen) -
+ * phi(x, rejected) (row h of `diff`, rows x dim, row-major, borrowed: it must
+ * outlive the model).  The batch's host index of a pair is its row.  Margin
+ * m = (theta - theta_ref) . x_h, loss by kind (DRPO_LOSS_*):
+ *   - kind BT, theta_ref NULL: the linear Bradley-Terry reward model
+ *     r(x, y) = theta . phi(x, y);
+ *   - kind DPO/IPO/HINGE/CDPO with beta and theta_ref: the log-linear DPO
+ *     policy pi_theta(y|x) ∝ exp(theta . phi(x, y)), whose log-ratio
+ *     difference is exactly (theta - theta_ref) . x_h.
+ * theta_ref (dim floats) is copied.  Parameters start at zero.
+ * Errors: DRPO_ERR_NULL, DRPO_ERR_SIZE, DRPO_ERR_KEY, DRPO_ERR_PARAM_RANGE,
+ * DRPO_ERR_NOMEM. */
+DRPO_API drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, size_t rows,
+                                                 const float *diff, int32_t loss_kind,
+                                                 double beta, double smoothing,
+                                                 const float *theta_ref);
+
+/* A log-linear softmax policy over a finite candidate set per prompt, for the
+ * policy step of reward-based RLHF.  Prompt i has candidates
+ * offsets[i] .. offsets[i+1]-1, with features (rows of `features`,
+ * dim floats each) and rewards (e.g. from a learned reward model).  With
+ * pi_theta(k|i) = softmax_k(theta . phi_k) and pi_ref from theta_ref, the
+ * per-prompt loss is  -(E_{k~pi} r_k - beta KL(pi(.|i) || pi_ref(.|i)))  and
+ * its gradient is exact.  The batch's host index of an entry is its prompt.
+ * offsets (n_prompts + 1), features and rewards are borrowed; theta_ref
+ * (dim floats, NULL = 0) is used at creation only.  Parameters start at zero.
+ * Errors: DRPO_ERR_NULL, DRPO_ERR_SIZE (offsets not increasing from 0, an
+ * empty candidate set), DRPO_ERR_PARAM_RANGE (beta < 0), DRPO_ERR_NOMEM. */
+DRPO_API drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, size_t n_prompts,
+                                                const size_t *offsets, const float *features,
+                                                const double *rewards, const float *theta_ref,
+                                                double beta);
+/* For prompt i under the model's current parameters: E_{k~pi} reward_k
+ * (reward: per-candidate values, e.g. the true reward, NULL = the model's
+ * rewards) and KL(pi(.|i) || pi_ref(.|i)).  Either output may be NULL.
+ * Errors: DRPO_ERR_NULL, DRPO_ERR_STATE (not a softmax policy model),
+ * DRPO_ERR_SIZE (i out of range). */
+DRPO_API drpo_status drpo_softmax_policy_stats(const drpo_model *m, size_t prompt,
+                                               const double *reward, double *expected_reward,
+                                               double *kl_to_ref);
+
 #ifdef __cplusplus
 }
 #endif

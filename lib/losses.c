@@ -1,0 +1,118 @@
+/* losses.c - per-pair preference losses and their derivatives in the margin,
+ * in log-sigmoid form: softplus(x) = max(x, 0) + log1p(exp(-|x|)) never
+ * overflows, and sigmoid is evaluated on the side where exp cannot. */
+#include "internal.h"
+
+#include <math.h>
+
+/* -log sigmoid(z) */
+static double neg_log_sigmoid(double z) { return fmax(-z, 0.0) + log1p(exp(-fabs(z))); }
+
+/* d/dz -log sigmoid(z) = -sigmoid(-z) */
+static double sigmoid(double z)
+{
+    if (z >= 0.0)
+        return 1.0 / (1.0 + exp(-z));
+    double e = exp(z);
+    return e / (1.0 + e);
+}
+
+static drpo_status check_loss_params(int32_t kind, double beta, double smoothing)
+{
+    if (kind < DRPO_LOSS_BT || kind > DRPO_LOSS_CDPO)
+        return DRPO_ERR_KEY;
+    if (kind != DRPO_LOSS_BT && !(beta > 0.0 && isfinite(beta)))
+        return DRPO_ERR_PARAM_RANGE;
+    if (kind == DRPO_LOSS_CDPO && !(smoothing >= 0.0 && smoothing <= 0.5))
+        return DRPO_ERR_PARAM_RANGE;
+    return DRPO_OK;
+}
+
+/* One loss and its slope in the margin m. */
+static void loss_at(int32_t kind, double m, double beta, double eps, double *l, double *dl)
+{
+    double z = beta * m;
+    switch (kind) {
+    case DRPO_LOSS_BT:
+        *l = neg_log_sigmoid(m);
+        *dl = -sigmoid(-m);
+        break;
+    case DRPO_LOSS_DPO:
+        *l = neg_log_sigmoid(z);
+        *dl = -beta * sigmoid(-z);
+        break;
+    case DRPO_LOSS_IPO: {
+        double r = m - 0.5 / beta;
+        *l = r * r;
+        *dl = 2.0 * r;
+        break;
+    }
+    case DRPO_LOSS_HINGE:
+        *l = z < 1.0 ? 1.0 - z : 0.0;
+        *dl = z < 1.0 ? -beta : 0.0;
+        break;
+    default: /* DRPO_LOSS_CDPO */
+        *l = (1.0 - eps) * neg_log_sigmoid(z) + eps * neg_log_sigmoid(-z);
+        *dl = -beta * ((1.0 - eps) * sigmoid(-z) - eps * sigmoid(z));
+        break;
+    }
+}
+
+void drpo__loss_eval(int32_t kind, double m, double beta, double smoothing, double *l, double *dl)
+{
+    loss_at(kind, m, beta, smoothing, l, dl);
+}
+
+drpo_status drpo_loss_from_margins(int32_t kind, size_t n, const double *margin, double beta,
+                                   double smoothing, double *loss, double *dloss)
+{
+    if (!margin && n)
+        return DRPO_ERR_NULL;
+    drpo_status st = check_loss_params(kind, beta, smoothing);
+    if (st != DRPO_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(margin[i]))
+            return DRPO_ERR_LOSS_NONFINITE;
+    for (size_t i = 0; i < n; i++) {
+        double l, dl;
+        loss_at(kind, margin[i], beta, smoothing, &l, &dl);
+        if (loss)
+            loss[i] = l;
+        if (dloss)
+            dloss[i] = dl;
+    }
+    return DRPO_OK;
+}
+
+drpo_status drpo_loss_from_logps(int32_t kind, size_t n, const double *policy_chosen,
+                                 const double *policy_rejected, const double *ref_chosen,
+                                 const double *ref_rejected, double beta, double smoothing,
+                                 double *loss, double *dloss)
+{
+    if (n && (!policy_chosen || !policy_rejected || !ref_chosen || !ref_rejected))
+        return DRPO_ERR_NULL;
+    drpo_status st = check_loss_params(kind, beta, smoothing);
+    if (st != DRPO_OK)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        double m = (policy_chosen[i] - ref_chosen[i]) - (policy_rejected[i] - ref_rejected[i]);
+        if (!isfinite(m))
+            return DRPO_ERR_LOSS_NONFINITE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double m = (policy_chosen[i] - ref_chosen[i]) - (policy_rejected[i] - ref_rejected[i]);
+        double l, dl;
+        loss_at(kind, m, beta, smoothing, &l, &dl);
+        if (loss)
+            loss[i] = l;
+        if (dloss)
+            dloss[i] = dl;
+    }
+    return DRPO_OK;
+}
+
+drpo_status drpo__loss_check(int32_t kind, double beta, double smoothing)
+{
+    return check_loss_params(kind, beta, smoothing);
+}

@@ -1,0 +1,19 @@
+/* builtin.h - what the built-in models share (internal). */
+#ifndef DRPO_BUILTIN_H
+#define DRPO_BUILTIN_H
+
+#include "../model.h"
+
+/* Error codes the built-in callbacks return (they surface as the step's
+ * DRPO_TDIAG_CALLBACK_CODE). */
+enum {
+    DRPO_BUILTIN_BAD_INDEX = 1, /* a batch host index outside the model's data */
+    DRPO_BUILTIN_NOMEM = 2      /* scratch could not grow */
+};
+
+/* Wrap user data and callbacks in a model; frees `user` through free_user if
+ * the model cannot be created. */
+drpo_status drpo__builtin_model(drpo_model **out, size_t n_params, const drpo_model_callbacks *cb,
+                                void *user, const drpo_allocator *alloc);
+
+#endif

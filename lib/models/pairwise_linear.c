@@ -1,0 +1,165 @@
+/* pairwise_linear.c - linear Bradley-Terry reward model and log-linear DPO
+ * policy: margin m_j = (theta - theta_ref) . x_h for the feature-difference
+ * row h of pair j, then a preference loss of the margin.
+ *
+ * Rows of a batch that follow each other in the data (h, h+1, ...) are done
+ * as one BLIS gemv; scattered rows fall back to per-row dot products. */
+#include "builtin.h"
+
+#include <string.h>
+
+typedef struct pairwise_linear {
+    drpo_allocator alloc;
+    size_t dim, rows;
+    const float *diff; /* rows x dim, borrowed */
+    int32_t kind;
+    double beta, smoothing;
+    float *theta_ref; /* [dim] or NULL */
+    float *eff;       /* [dim] theta - theta_ref */
+    float *buf;       /* [2 cap]: margins, then loss slopes */
+    size_t cap;
+} pairwise_linear;
+
+static void pl_free(void *user)
+{
+    pairwise_linear *pl = user;
+    drpo_allocator a = pl->alloc;
+    drpo__free(&a, pl->theta_ref);
+    drpo__free(&a, pl->eff);
+    drpo__free(&a, pl->buf);
+    drpo__free(&a, pl);
+}
+
+/* Length of the run of consecutive host indices starting at pair j. */
+static size_t run_length(const drpo_batch *b, size_t j, size_t n)
+{
+    int64_t h = drpo_batch_host_index(b, j);
+    size_t k = 1;
+    while (j + k < n && drpo_batch_host_index(b, j + k) == h + (int64_t)k)
+        k++;
+    return k;
+}
+
+/* Margins of every pair of the batch into pl->buf. */
+static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b)
+{
+    size_t n = drpo_batch_size(b), d = pl->dim;
+    if (n > pl->cap) {
+        float *buf = drpo__malloc_array(&pl->alloc, n, 2 * sizeof(float));
+        if (!buf)
+            return DRPO_BUILTIN_NOMEM;
+        drpo__free(&pl->alloc, pl->buf);
+        pl->buf = buf;
+        pl->cap = n;
+    }
+    const float *theta = params;
+    if (pl->theta_ref) {
+        for (size_t i = 0; i < d; i++)
+            pl->eff[i] = params[i] - pl->theta_ref[i];
+        theta = pl->eff;
+    }
+    for (size_t j = 0; j < n; j++) {
+        int64_t h = drpo_batch_host_index(b, j);
+        if (h < 0 || (uint64_t)h >= pl->rows)
+            return DRPO_BUILTIN_BAD_INDEX;
+    }
+    for (size_t j = 0; j < n;) {
+        size_t k = run_length(b, j, n);
+        const float *x = pl->diff + (size_t)drpo_batch_host_index(b, j) * d;
+        if (k >= 4) {
+            drpo__rows_dot(k, d, x, theta, pl->buf + j);
+        } else {
+            for (size_t r = 0; r < k; r++, x += d) {
+                double s = 0.0;
+                for (size_t i = 0; i < d; i++)
+                    s += (double)x[i] * theta[i];
+                pl->buf[j + r] = (float)s;
+            }
+        }
+        j += k;
+    }
+    return 0;
+}
+
+static int pl_forward(void *user, const float *params, const drpo_batch *b, double *loss)
+{
+    pairwise_linear *pl = user;
+    int rc = margins(pl, params, b);
+    if (rc)
+        return rc;
+    size_t n = drpo_batch_size(b);
+    for (size_t j = 0; j < n; j++) {
+        double dl;
+        drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &loss[j], &dl);
+    }
+    return 0;
+}
+
+static int pl_backward(void *user, const float *params, const drpo_batch *b, const double *w,
+                       float *grad)
+{
+    pairwise_linear *pl = user;
+    int rc = margins(pl, params, b);
+    if (rc)
+        return rc;
+    size_t n = drpo_batch_size(b), d = pl->dim;
+    float *coef = pl->buf + pl->cap;
+    for (size_t j = 0; j < n; j++) {
+        double l, dl;
+        drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &l, &dl);
+        coef[j] = (float)(w[j] * dl);
+    }
+    for (size_t j = 0; j < n;) {
+        size_t k = run_length(b, j, n);
+        const float *x = pl->diff + (size_t)drpo_batch_host_index(b, j) * d;
+        if (k >= 4) {
+            drpo__rows_axpy(k, d, x, coef + j, grad);
+        } else {
+            for (size_t r = 0; r < k; r++, x += d)
+                for (size_t i = 0; i < d; i++)
+                    grad[i] += coef[j + r] * x[i];
+        }
+        j += k;
+    }
+    return 0;
+}
+
+drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, size_t rows,
+                                        const float *diff, int32_t loss_kind, double beta,
+                                        double smoothing, const float *theta_ref)
+{
+    if (!out)
+        return DRPO_ERR_NULL;
+    *out = NULL;
+    if (!diff && rows)
+        return DRPO_ERR_NULL;
+    if (dim == 0)
+        return DRPO_ERR_SIZE;
+    drpo_status st = drpo__loss_check(loss_kind, beta, smoothing);
+    if (st != DRPO_OK)
+        return st;
+    drpo_allocator a;
+    drpo__allocator_init(&a, NULL);
+    pairwise_linear *pl = drpo__malloc(&a, sizeof *pl);
+    if (!pl)
+        return DRPO_ERR_NOMEM;
+    memset(pl, 0, sizeof *pl);
+    pl->alloc = a;
+    pl->dim = dim;
+    pl->rows = rows;
+    pl->diff = diff;
+    pl->kind = loss_kind;
+    pl->beta = beta;
+    pl->smoothing = smoothing;
+    if (theta_ref) {
+        pl->theta_ref = drpo__malloc_array(&a, dim, sizeof(float));
+        pl->eff = drpo__malloc_array(&a, dim, sizeof(float));
+        if (!pl->theta_ref || !pl->eff) {
+            pl_free(pl);
+            return DRPO_ERR_NOMEM;
+        }
+        memcpy(pl->theta_ref, theta_ref, dim * sizeof(float));
+    }
+    drpo_model_callbacks cb = {sizeof cb, pl_forward, pl_backward, pl_free};
+    return drpo__builtin_model(out, dim, &cb, pl, &a);
+}

@@ -1,0 +1,190 @@
+/* softmax_policy.c - log-linear softmax policy over a finite candidate set
+ * per prompt, for the policy step of reward-based RLHF.
+ *
+ * With s_k = theta . phi_k, pi = softmax(s), rho = pi_ref, and
+ * g_k = r_k - beta (log pi_k - log rho_k), the per-prompt objective
+ * J = E_pi r - beta KL(pi || rho) has dJ/ds_k = pi_k (g_k - E_pi g) (the
+ * terms from d log pi vanish since sum_k d pi_k = 0), so the loss -J has the
+ * exact gradient -sum_k pi_k (g_k - E_pi g) phi_k. */
+#include "builtin.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct softmax_policy {
+    drpo_allocator alloc;
+    size_t dim, n_prompts, max_k;
+    const size_t *off;     /* [n_prompts + 1], borrowed */
+    const float *features; /* [off[n_prompts] x dim], borrowed */
+    const double *reward;  /* [off[n_prompts]], borrowed */
+    double beta;
+    double *ref_logp;      /* [off[n_prompts]] log pi_ref */
+    float *logit;          /* [max_k] */
+    double *logp;          /* [max_k] */
+} softmax_policy;
+
+static void sp_free(void *user)
+{
+    softmax_policy *sp = user;
+    drpo_allocator a = sp->alloc;
+    drpo__free(&a, sp->ref_logp);
+    drpo__free(&a, sp->logit);
+    drpo__free(&a, sp->logp);
+    drpo__free(&a, sp);
+}
+
+/* log pi(.|i) under theta into out[0, K). */
+static void log_policy(softmax_policy *sp, const float *theta, size_t i, double *out)
+{
+    size_t a = sp->off[i], k = sp->off[i + 1] - a;
+    drpo__rows_dot(k, sp->dim, sp->features + a * sp->dim, theta, sp->logit);
+    double top = -INFINITY;
+    for (size_t c = 0; c < k; c++)
+        top = fmax(top, (double)sp->logit[c]);
+    double z = 0.0;
+    for (size_t c = 0; c < k; c++)
+        z += exp((double)sp->logit[c] - top);
+    double lz = top + log(z);
+    for (size_t c = 0; c < k; c++)
+        out[c] = (double)sp->logit[c] - lz;
+}
+
+/* E_pi reward and KL(pi || pi_ref) for prompt i, given log pi. */
+static void prompt_stats(const softmax_policy *sp, size_t i, const double *logp,
+                         const double *reward, double *er, double *kl)
+{
+    size_t a = sp->off[i], k = sp->off[i + 1] - a;
+    double e = 0.0, d = 0.0;
+    for (size_t c = 0; c < k; c++) {
+        double p = exp(logp[c]);
+        e += p * reward[a + c];
+        d += p * (logp[c] - sp->ref_logp[a + c]);
+    }
+    *er = e;
+    *kl = d > 0.0 ? d : 0.0;
+}
+
+static int check_indices(const softmax_policy *sp, const drpo_batch *b)
+{
+    for (size_t j = 0; j < drpo_batch_size(b); j++) {
+        int64_t h = drpo_batch_host_index(b, j);
+        if (h < 0 || (uint64_t)h >= sp->n_prompts)
+            return DRPO_BUILTIN_BAD_INDEX;
+    }
+    return 0;
+}
+
+static int sp_forward(void *user, const float *params, const drpo_batch *b, double *loss)
+{
+    softmax_policy *sp = user;
+    int rc = check_indices(sp, b);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < drpo_batch_size(b); j++) {
+        size_t i = (size_t)drpo_batch_host_index(b, j);
+        double er, kl;
+        log_policy(sp, params, i, sp->logp);
+        prompt_stats(sp, i, sp->logp, sp->reward, &er, &kl);
+        loss[j] = -(er - sp->beta * kl);
+    }
+    return 0;
+}
+
+static int sp_backward(void *user, const float *params, const drpo_batch *b, const double *w,
+                       float *grad)
+{
+    softmax_policy *sp = user;
+    int rc = check_indices(sp, b);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < drpo_batch_size(b); j++) {
+        size_t i = (size_t)drpo_batch_host_index(b, j);
+        size_t a = sp->off[i], k = sp->off[i + 1] - a;
+        log_policy(sp, params, i, sp->logp);
+        double mean_g = 0.0;
+        for (size_t c = 0; c < k; c++) {
+            double g = sp->reward[a + c] - sp->beta * (sp->logp[c] - sp->ref_logp[a + c]);
+            mean_g += exp(sp->logp[c]) * g;
+        }
+        for (size_t c = 0; c < k; c++) { /* coefficient of phi_c in d loss_j / d theta, weighted */
+            double p = exp(sp->logp[c]);
+            double g = sp->reward[a + c] - sp->beta * (sp->logp[c] - sp->ref_logp[a + c]);
+            sp->logit[c] = (float)(-w[j] * p * (g - mean_g));
+        }
+        drpo__rows_axpy(k, sp->dim, sp->features + a * sp->dim, sp->logit, grad);
+    }
+    return 0;
+}
+
+drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, size_t n_prompts,
+                                       const size_t *offsets, const float *features,
+                                       const double *rewards, const float *theta_ref, double beta)
+{
+    if (!out)
+        return DRPO_ERR_NULL;
+    *out = NULL;
+    if (!offsets || !features || !rewards)
+        return DRPO_ERR_NULL;
+    if (dim == 0 || n_prompts == 0 || offsets[0] != 0)
+        return DRPO_ERR_SIZE;
+    size_t max_k = 0;
+    for (size_t i = 0; i < n_prompts; i++) {
+        if (offsets[i + 1] <= offsets[i])
+            return DRPO_ERR_SIZE;
+        if (offsets[i + 1] - offsets[i] > max_k)
+            max_k = offsets[i + 1] - offsets[i];
+    }
+    if (!(beta >= 0.0) || !isfinite(beta))
+        return DRPO_ERR_PARAM_RANGE;
+    drpo_allocator a;
+    drpo__allocator_init(&a, NULL);
+    softmax_policy *sp = drpo__malloc(&a, sizeof *sp);
+    if (!sp)
+        return DRPO_ERR_NOMEM;
+    memset(sp, 0, sizeof *sp);
+    sp->alloc = a;
+    sp->dim = dim;
+    sp->n_prompts = n_prompts;
+    sp->max_k = max_k;
+    sp->off = offsets;
+    sp->features = features;
+    sp->reward = rewards;
+    sp->beta = beta;
+    size_t total = offsets[n_prompts];
+    sp->ref_logp = drpo__malloc_array(&a, total, sizeof(double));
+    sp->logit = drpo__malloc_array(&a, max_k, sizeof(float));
+    sp->logp = drpo__malloc_array(&a, max_k, sizeof(double));
+    float *zero = theta_ref ? NULL : drpo__malloc_array(&a, dim, sizeof(float));
+    if (!sp->ref_logp || !sp->logit || !sp->logp || (!theta_ref && !zero)) {
+        drpo__free(&a, zero);
+        sp_free(sp);
+        return DRPO_ERR_NOMEM;
+    }
+    if (zero)
+        memset(zero, 0, dim * sizeof(float));
+    for (size_t i = 0; i < n_prompts; i++)
+        log_policy(sp, theta_ref ? theta_ref : zero, i, sp->ref_logp + offsets[i]);
+    drpo__free(&a, zero);
+    drpo_model_callbacks cb = {sizeof cb, sp_forward, sp_backward, sp_free};
+    return drpo__builtin_model(out, dim, &cb, sp, &a);
+}
+
+drpo_status drpo_softmax_policy_stats(const drpo_model *m, size_t prompt, const double *reward,
+                                      double *expected_reward, double *kl_to_ref)
+{
+    if (!m)
+        return DRPO_ERR_NULL;
+    if (m->cb.forward != sp_forward)
+        return DRPO_ERR_STATE;
+    softmax_policy *sp = m->user;
+    if (prompt >= sp->n_prompts)
+        return DRPO_ERR_SIZE;
+    double er, kl;
+    log_policy(sp, m->params, prompt, sp->logp);
+    prompt_stats(sp, prompt, sp->logp, reward ? reward : sp->reward, &er, &kl);
+    if (expected_reward)
+        *expected_reward = er;
+    if (kl_to_ref)
+        *kl_to_ref = kl;
+    return DRPO_OK;
+}
