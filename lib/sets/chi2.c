@@ -87,6 +87,13 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
     chi2_weights(pb, t);
     sol->eta = t;
     if (k == m) { /* everything active: value = mean + Var / (2 lambda), no overflow */
+        /* q ∝ p (1 + (mean - d) / lambda): p (t - d) / lambda, which, unlike
+         * p (t - d), cannot overflow when lambda is huge (a penalty clamped
+         * to DBL_MAX in gap space, e.g. penalty 0.3 with denormal losses) */
+        for (size_t j = 0; j < m; j++) {
+            double r = 1.0 + (s.mean - pb->d[j]) / lambda;
+            pb->q[j] = r > 0.0 ? pb->p[j] * r : 0.0;
+        }
         sol->eta = s.mean; /* eta = mean - lambda, the lambda part kept apart */
         sol->eta_lambda = 1.0;
         sol->value = -s.mean + s.var / (2.0 * lambda);

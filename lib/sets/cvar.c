@@ -22,27 +22,33 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
     }
     drpo__sort_pairs(pb);
     const drpo_pair *a = pb->pairs;
-    double t = a[m - 1].d, cum = 0.0;
+    /* compensated sums: with plain ones, at n = 10^5 the tie group's share
+     * `rest` could be off by ~1e-11 and break its cap p/alpha */
+    double t = a[m - 1].d;
+    drpo_ksum cum = {0.0, 0.0}, below_k = {0.0, 0.0}, at_k = {0.0, 0.0};
     for (size_t j = 0; j < m; j++) {
-        cum += a[j].p;
-        if (cum >= alpha) {
+        drpo__ksum_add(&cum, a[j].p);
+        if (drpo__ksum_value(&cum) >= alpha) {
             t = a[j].d;
             break;
         }
     }
-    double below = 0.0, at = 0.0, excess = 0.0; /* mass with d < t, d == t; sum p (t - d)_+ */
+    double excess = 0.0; /* sum p (t - d)_+; below_k, at_k: mass with d < t, d == t */
     for (size_t j = 0; j < m; j++) {
         double d = pb->d[j];
         if (d < t) {
-            below += pb->p[j];
+            drpo__ksum_add(&below_k, pb->p[j]);
             excess += pb->p[j] * (t - d);
         } else if (d == t) {
-            at += pb->p[j];
+            drpo__ksum_add(&at_k, pb->p[j]);
         }
     }
+    double below = drpo__ksum_value(&below_k), at = drpo__ksum_value(&at_k);
     double rest = 1.0 - below / alpha; /* mass for the tie group at t */
     if (rest < 0.0)
         rest = 0.0;
+    if (rest > at / alpha) /* never past the group's caps */
+        rest = at / alpha;
     for (size_t j = 0; j < m; j++) {
         double d = pb->d[j];
         pb->q[j] = d < t ? pb->p[j] / alpha : d == t ? rest * pb->p[j] / at : 0.0;
