@@ -31,6 +31,19 @@ double tu_divergence(int32_t set, size_t n, const double *q, const double *p)
     return s;
 }
 
+/* Neumaier's compensated sum of q: the check of sum q = 1 within 1e-12 must
+ * not be spoiled by its own rounding when n is large. */
+static double sum_of(size_t n, const double *q)
+{
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double t = s + q[i];
+        c += fabs(s) >= fabs(q[i]) ? (s - t) + q[i] : (q[i] - t) + s;
+        s = t;
+    }
+    return s + c;
+}
+
 double tu_value_tol(double value, size_t n, const double *loss)
 {
     double m = 1.0;
@@ -46,16 +59,15 @@ const char *tu_check_solution(int32_t set, int form_key, double param, size_t n,
                               const double *loss, const double *p, const double *q,
                               double value)
 {
-    double sum = 0.0, lin = 0.0;
+    double lin = 0.0;
     for (size_t i = 0; i < n; i++) {
         if (!(q[i] >= 0.0))
             return "negative or NaN weight";
         if (p[i] == 0.0 && q[i] != 0.0)
             return "weight off the support of the base";
-        sum += q[i];
         lin += q[i] * loss[i];
     }
-    if (fabs(sum - 1.0) > 1e-12)
+    if (fabs(sum_of(n, q) - 1.0) > 1e-12)
         return "weights do not sum to 1 within 1e-12";
     double div = tu_divergence(set, n, q, p);
     if (form_key == DRPO_PARAM_RADIUS && div > param * (1 + 1e-9) + 1e-12)
@@ -233,13 +245,10 @@ double tu_objective(int32_t set, int32_t key, double param, size_t n, const doub
 int tu_feasible(int32_t set, int32_t key, double param, size_t n, const double *p,
                 const double *q)
 {
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (!(q[i] >= 0.0) || (p[i] == 0.0 && q[i] != 0.0))
             return 0;
-        sum += q[i];
-    }
-    if (fabs(sum - 1.0) > 1e-12)
+    if (fabs(sum_of(n, q) - 1.0) > 1e-12)
         return 0;
     double div = tu_divergence(set, n, q, p);
     if (key == DRPO_PARAM_RADIUS)
@@ -420,6 +429,8 @@ static double breakpoint_min(ref_dual_fn f, const ref_pb *pb, double prm)
 
 static double ref_scaled(const ref_pb *pb, int32_t set, int32_t key, double prm)
 {
+    if (pb->xmin == pb->xmax) /* all equal: the mean's rounding would make a variance */
+        return pb->xmax;
     switch (set) {
     case DRPO_SET_CVAR: return breakpoint_min(cvar_dual, pb, prm);
     case DRPO_SET_TV:

@@ -10,6 +10,8 @@ int main(void)
         suite_vectors,
         suite_bruteforce,
         suite_objective,
+        suite_extremes,
+        suite_badinput,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -7,5 +7,7 @@
 Suite *suite_vectors(void);
 Suite *suite_bruteforce(void);
 Suite *suite_objective(void);
+Suite *suite_extremes(void);
+Suite *suite_badinput(void);
 
 #endif

@@ -1,0 +1,242 @@
+/* test_extremes.c - finite input of any magnitude: losses of +-1e300,
+ * denormals, all equal, n = 1, heavy ties, n = 10^5.  Every set and form must
+ * return a finite value and a feasible q without NaN that attains it, equal to
+ * an independent computation. */
+#include "check_util.h"
+#include "suites.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every form and parameter (penalties also scaled to the losses' magnitude):
+ * solve, check feasibility and attainment, compare with the dual reference,
+ * and require that accuracy relative to max |loss| too (for tiny losses the
+ * issue's tolerance is absolute). */
+static void check_all_forms(const char *what, size_t n, const double *loss, const double *p,
+                            int uniform)
+{
+    double *q = malloc(n * sizeof *q), mag = 0.0;
+    for (size_t i = 0; i < n; i++)
+        mag = fmax(mag, fabs(loss[i]));
+    for (size_t fi = 0; fi < tu_nforms; fi++) {
+        const tu_form *f = &tu_forms[fi];
+        double prm[2 * TU_MAXPARAMS];
+        size_t np = tu_params(f, prm);
+        if (f->key == DRPO_PARAM_PENALTY && mag > 0.0)
+            for (size_t k = 0, m = np; k < m; k++)
+                if (isfinite(prm[k] * mag))
+                    prm[np++] = prm[k] * mag;
+        for (size_t k = 0; k < np; k++) {
+            double v;
+            const char *why = tu_solve_and_check(f->set, f->key, prm[k], n, loss, p, uniform, q, &v);
+            ck_assert_msg(why == NULL, "%s, %s %g, %s: %s", what, f->name, prm[k],
+                          tu_describe(n, loss, p), why);
+            ck_assert_msg(isfinite(v), "%s, %s %g: value %g", what, f->name, prm[k], v);
+            double ref = tu_reference_value(f->set, f->key, prm[k], n, loss, p);
+            ck_assert_msg(fabs(v - ref) <= 1e-8 * mag, "%s, %s %g: value %.17g, reference %.17g",
+                          what, f->name, prm[k], v, ref);
+        }
+    }
+    free(q);
+}
+
+static void check_both_bases(const char *what, size_t n, const double *loss, tu_rng *r)
+{
+    double *p = malloc(n * sizeof *p);
+    tu_uniform_base(n, p);
+    check_all_forms(what, n, loss, p, 1);
+    tu_random_base(r, n, 0, p);
+    check_all_forms(what, n, loss, p, 0);
+    tu_random_base(r, n, 1, p);
+    check_all_forms(what, n, loss, p, 0);
+    free(p);
+}
+
+/* Every prefix of a list of losses (n = 1..k), under three bases. */
+static void check_prefixes(const char *what, const double *l, size_t k, uint64_t seed)
+{
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    for (size_t n = 1; n <= k; n++)
+        check_both_bases(what, n, l, &r);
+}
+
+START_TEST(test_huge_losses)
+{
+    static const double l[] = {1e300, -1e300, 5e299, -3e299, 0.0, 1e-300, 1e300, -DBL_MAX / 4};
+    check_prefixes("+-1e300", l, sizeof l / sizeof l[0], 301);
+}
+END_TEST
+
+START_TEST(test_denormal_losses)
+{
+    static const double l[] = {1e-310, -2e-310, 3e-310, 0.0, 5e-324, -5e-324, 3e-310};
+    check_prefixes("denormals", l, sizeof l / sizeof l[0], 302);
+}
+END_TEST
+
+/* All losses equal (n = 10 uniform: the base sums to 1 - 2^-53 in floating
+ * point): the value is that loss and q = p. */
+START_TEST(test_all_equal)
+{
+    static const double values[] = {2.5, -1e300, 1e-310, 0.0};
+    static const size_t sizes[] = {1, 2, 3, 10, 49, 1000};
+    tu_rng r;
+    tu_rng_seed(&r, 303);
+    for (size_t vi = 0; vi < sizeof values / sizeof values[0]; vi++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            size_t n = sizes[si];
+            double *l = malloc(n * sizeof *l), *p = malloc(n * sizeof *p);
+            double *q = malloc(n * sizeof *q);
+            for (size_t i = 0; i < n; i++)
+                l[i] = values[vi];
+            check_both_bases("all equal", n, l, &r);
+            for (int uniform = 0; uniform <= 1; uniform++) {
+                if (uniform)
+                    tu_uniform_base(n, p);
+                else
+                    tu_random_base(&r, n, 1, p);
+                for (size_t fi = 0; fi < tu_nforms; fi++) {
+                    const tu_form *f = &tu_forms[fi];
+                    double prm[TU_MAXPARAMS], v;
+                    size_t np = tu_params(f, prm);
+                    for (size_t k = 0; k < np; k++) {
+                        ck_assert_int_eq(tu_solve(f->set, f->key, prm[k], n, l, uniform ? NULL : p,
+                                                  q, &v),
+                                         DRPO_OK);
+                        ck_assert_msg(v == values[vi], "%s %g, n=%zu all %g: value %.17g",
+                                      f->name, prm[k], n, values[vi], v);
+                        for (size_t i = 0; i < n; i++)
+                            ck_assert_msg(fabs(q[i] - p[i]) <= 1e-15,
+                                          "%s %g, n=%zu all equal: q[%zu] = %.17g, p %.17g",
+                                          f->name, prm[k], n, i, q[i], p[i]);
+                    }
+                }
+            }
+            free(l);
+            free(p);
+            free(q);
+        }
+}
+END_TEST
+
+START_TEST(test_single_unit)
+{
+    static const double values[] = {0.0, -3.0, 1e300, -1e300, 1e-310, 7.25};
+    tu_rng r;
+    tu_rng_seed(&r, 304);
+    for (size_t vi = 0; vi < sizeof values / sizeof values[0]; vi++)
+        check_both_bases("n = 1", 1, &values[vi], &r);
+}
+END_TEST
+
+/* 10^4 units with 3 distinct losses: the same optimum as the 3-atom problem
+ * that merges each tie group. */
+START_TEST(test_heavy_ties)
+{
+    static const double atoms[] = {-1.5, 0.25, 2.0};
+    enum { N = 10000 };
+    tu_rng r;
+    tu_rng_seed(&r, 305);
+    double *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+    for (int uniform = 0; uniform <= 1; uniform++) {
+        for (size_t i = 0; i < N; i++) /* the max is rare: p_top small */
+            l[i] = atoms[tu_unif(&r) < 0.02 ? 2 : tu_below(&r, 2)];
+        if (uniform)
+            tu_uniform_base(N, p);
+        else
+            tu_random_base(&r, N, 1, p);
+        double pa[3] = {0, 0, 0};
+        for (size_t i = 0; i < N; i++)
+            for (int a = 0; a < 3; a++)
+                pa[a] += l[i] == atoms[a] ? p[i] : 0.0;
+        for (size_t fi = 0; fi < tu_nforms; fi++) {
+            const tu_form *f = &tu_forms[fi];
+            double prm[TU_MAXPARAMS], v;
+            size_t np = tu_params(f, prm);
+            for (size_t k = 0; k < np; k++) {
+                const char *why =
+                    tu_solve_and_check(f->set, f->key, prm[k], N, l, p, uniform, q, &v);
+                ck_assert_msg(why == NULL, "heavy ties, %s %g: %s", f->name, prm[k], why);
+                double ref = tu_reference_value(f->set, f->key, prm[k], 3, atoms, pa);
+                ck_assert_msg(fabs(v - ref) <= tu_value_tol(v, 3, atoms),
+                              "heavy ties, %s %g: value %.17g, 3-atom reference %.17g", f->name,
+                              prm[k], v, ref);
+            }
+        }
+    }
+    free(l);
+    free(p);
+    free(q);
+}
+END_TEST
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x > y ? -1 : x < y;
+}
+
+/* n = 10^5 random losses: every form checked; CVaR with a uniform base also
+ * against the mean of the top alpha fraction, by sorting. */
+START_TEST(test_large_n)
+{
+    enum { N = 100000 };
+    static const double levels[] = {1.0, 0.5, 0.1234567, 1e-3, 3e-5, 1e-5};
+    tu_rng r;
+    tu_rng_seed(&r, 306);
+    double *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+    double *sorted = malloc(N * sizeof *sorted);
+    for (size_t i = 0; i < N; i++)
+        l[i] = 100.0 * (tu_unif(&r) - 0.3) * tu_unif(&r);
+    tu_uniform_base(N, p);
+    for (size_t fi = 0; fi < tu_nforms; fi++) {
+        const tu_form *f = &tu_forms[fi];
+        double prm[TU_MAXPARAMS], v;
+        size_t np = tu_params(f, prm);
+        for (size_t k = 0; k < np; k += 2) {
+            const char *why = tu_solve_and_check(f->set, f->key, prm[k], N, l, p, 1, q, &v);
+            ck_assert_msg(why == NULL, "n = 1e5, %s %g: %s", f->name, prm[k], why);
+        }
+    }
+    memcpy(sorted, l, N * sizeof *l);
+    qsort(sorted, N, sizeof *sorted, cmp_desc);
+    for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
+        double v, top = levels[k] * N, s = 0.0;
+        size_t whole = (size_t)floor(top);
+        for (size_t i = 0; i < whole; i++)
+            s += sorted[i];
+        if (whole < N)
+            s += (top - (double)whole) * sorted[whole];
+        double want = s / top;
+        ck_assert_int_eq(tu_solve(DRPO_SET_CVAR, DRPO_PARAM_LEVEL, levels[k], N, l, NULL, q, &v),
+                         DRPO_OK);
+        ck_assert_msg(fabs(v - want) <= tu_value_tol(want, N, l),
+                      "CVaR %g of 1e5 losses: %.17g, by sorting %.17g", levels[k], v, want);
+    }
+    free(l);
+    free(p);
+    free(q);
+    free(sorted);
+}
+END_TEST
+
+Suite *suite_extremes(void)
+{
+    Suite *s = suite_create("extremes");
+    TCase *tc = tcase_create("magnitude");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_huge_losses);
+    tcase_add_test(tc, test_denormal_losses);
+    tcase_add_test(tc, test_all_equal);
+    tcase_add_test(tc, test_single_unit);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("size");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_heavy_ties);
+    tcase_add_test(tc, test_large_n);
+    suite_add_tcase(s, tc);
+    return s;
+}
