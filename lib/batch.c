@@ -3,6 +3,7 @@
  * unit, so a batch is never modified by a reader and needs no "finish". */
 #include "batch.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -35,18 +36,13 @@ drpo_status drpo_batch_create(drpo_batch **out)
     return drpo_batch_create_with_allocator(out, NULL);
 }
 
-static void free_arrays(drpo_batch *b)
-{
-    drpo__free(&b->alloc, b->key); /* one block holds every per-pair array */
-    drpo__free(&b->alloc, b->slots);
-}
-
 void drpo_batch_free(drpo_batch *b)
 {
     if (!b)
         return;
     drpo_allocator a = b->alloc;
-    free_arrays(b);
+    drpo__free(&a, b->key); /* one block holds every per-pair array */
+    drpo__keytable_free(&b->units, &a);
     drpo__free(&a, b);
 }
 
@@ -57,14 +53,7 @@ void drpo_batch_clear(drpo_batch *b)
     b->n = 0;
     b->n_units = 0;
     b->max_group = -1;
-    if (b->slots)
-        memset(b->slots, 0, (b->slot_mask + 1) * sizeof *b->slots);
-}
-
-static size_t slot_of(uint64_t key, size_t mask)
-{
-    /* host keys may be small integers: mix before masking */
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+    drpo__keytable_clear(&b->units);
 }
 
 /* Make room for one more pair (and unit); on failure nothing changes. */
@@ -75,15 +64,8 @@ static drpo_status grow(drpo_batch *b)
     size_t cap = b->cap ? 2 * b->cap : 64;
     size_t per_pair = 2 * sizeof(uint64_t) + sizeof(int64_t) + 2 * sizeof(size_t) + sizeof(int32_t);
     unsigned char *block = drpo__malloc_array(&b->alloc, cap, per_pair);
-    size_t nslots = 16;
-    while (nslots < 2 * cap) /* load factor <= 1/2 */
-        nslots *= 2;
-    size_t *slots = drpo__malloc_array(&b->alloc, nslots, sizeof(size_t));
-    if (!block || !slots) {
-        drpo__free(&b->alloc, block);
-        drpo__free(&b->alloc, slots);
+    if (!block)
         return DRPO_ERR_NOMEM;
-    }
     /* 8-byte members first keep every array aligned */
     uint64_t *key = (uint64_t *)block;
     uint64_t *unit_key = key + cap;
@@ -91,6 +73,10 @@ static drpo_status grow(drpo_batch *b)
     size_t *unit = (size_t *)(host + cap);
     size_t *unit_pairs = unit + cap;
     int32_t *group = (int32_t *)(unit_pairs + cap);
+    if (drpo__keytable_reserve(&b->units, &b->alloc, cap, b->unit_key, b->n_units) != DRPO_OK) {
+        drpo__free(&b->alloc, block);
+        return DRPO_ERR_NOMEM;
+    }
     if (b->n) {
         memcpy(key, b->key, b->n * sizeof *key);
         memcpy(host, b->host, b->n * sizeof *host);
@@ -99,22 +85,13 @@ static drpo_status grow(drpo_batch *b)
         memcpy(unit_pairs, b->unit_pairs, b->n_units * sizeof *unit_pairs);
         memcpy(unit_key, b->unit_key, b->n_units * sizeof *unit_key);
     }
-    memset(slots, 0, nslots * sizeof *slots);
-    for (size_t u = 0; u < b->n_units; u++) {
-        size_t s = slot_of(unit_key[u], nslots - 1);
-        while (slots[s])
-            s = (s + 1) & (nslots - 1);
-        slots[s] = u + 1;
-    }
-    free_arrays(b);
+    drpo__free(&b->alloc, b->key);
     b->key = key;
     b->unit_key = unit_key;
     b->host = host;
     b->unit = unit;
     b->unit_pairs = unit_pairs;
     b->group = group;
-    b->slots = slots;
-    b->slot_mask = nslots - 1;
     b->cap = cap;
     return DRPO_OK;
 }
@@ -128,17 +105,12 @@ drpo_status drpo_batch_add_key(drpo_batch *b, uint64_t key, int32_t group, int64
     drpo_status st = grow(b);
     if (st != DRPO_OK)
         return st;
-    size_t s = slot_of(key, b->slot_mask);
-    while (b->slots[s] && b->unit_key[b->slots[s] - 1] != key)
-        s = (s + 1) & b->slot_mask;
-    size_t u;
-    if (b->slots[s]) {
-        u = b->slots[s] - 1;
-    } else {
+    size_t slot, u = drpo__keytable_find(&b->units, b->unit_key, key, &slot);
+    if (u == SIZE_MAX) {
         u = b->n_units++;
         b->unit_key[u] = key;
         b->unit_pairs[u] = 0;
-        b->slots[s] = u + 1;
+        drpo__keytable_insert(&b->units, slot, u);
     }
     b->unit_pairs[u]++;
     b->key[b->n] = key;

@@ -2,7 +2,7 @@
 #ifndef DRPO_BATCH_H
 #define DRPO_BATCH_H
 
-#include "internal.h"
+#include "keytable.h"
 
 struct drpo_batch {
     drpo_allocator alloc;
@@ -15,8 +15,7 @@ struct drpo_batch {
     uint64_t *unit_key;  /* [cap] key of each unit */
     size_t n_units;
     int32_t max_group;   /* largest group id, -1 if none */
-    size_t *slots;       /* open-addressing table: unit + 1, 0 = empty */
-    size_t slot_mask;    /* slots has slot_mask + 1 entries (a power of two) */
+    drpo_keytable units; /* unit_key -> unit */
 };
 
 #endif
