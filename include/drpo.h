@@ -183,6 +183,37 @@ DRPO_API const char *drpo_objective_last_error(const drpo_objective *obj);
 DRPO_API void drpo_objective_free(drpo_objective *obj);
 
 
+/* ---- data parallelism ------------------------------------------------------ */
+
+/* Collectives the host supplies (for example over MPI) so that, with data
+ * parallelism, every rank computes the same exact worst-case weights over
+ * the global batch: the trainer gathers each rank's per-unit loss sums and
+ * pair counts, merges units by prompt key across ranks (a prompt whose pairs
+ * sit on several ranks is one unit), and solves the same problem on every
+ * rank; group sums and diagnostics are all-reduced.  Each callback returns 0
+ * or a non-zero user code (the call then fails with DRPO_ERR_CALLBACK).
+ * With a collective the backward callback must return the global gradient
+ * (all-reduce it inside the callback), so every rank applies the same update.
+ * drpo_objective_solve itself stays local. */
+typedef struct drpo_collective {
+    uint32_t struct_size; /* sizeof(drpo_collective) as compiled by the caller */
+    int32_t rank, size;   /* this process, and the number of processes (>= 1) */
+    /* values[r] = the `value` given by rank r, for r in [0, size) */
+    int (*allgather_u64)(void *user, uint64_t value, uint64_t *values);
+    /* recv = the bytes of every rank concatenated in rank order; rank r sends
+     * recv_bytes[r] bytes (as gathered by allgather_u64 before) */
+    int (*allgatherv)(void *user, const void *send, uint64_t send_bytes, void *recv,
+                      const uint64_t *recv_bytes);
+    /* in-place sum over ranks of n doubles */
+    int (*allreduce_sum)(void *user, double *values, uint64_t n);
+} drpo_collective;
+
+/* Attach (copied) or detach (NULL) a collective.  Errors: DRPO_ERR_NULL,
+ * DRPO_ERR_SIZE (struct_size too small), DRPO_ERR_PARAM_RANGE (rank outside
+ * [0, size), a NULL function). */
+DRPO_API drpo_status drpo_objective_set_collective(drpo_objective *obj, const drpo_collective *c,
+                                                   void *user);
+
 /* ---- preference batches ------------------------------------------------- */
 
 /* A batch of preference pairs.  Each pair has a prompt key (XXH3-64 of the

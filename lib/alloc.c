@@ -56,3 +56,18 @@ void *drpo__malloc_array(const drpo_allocator *a, size_t n, size_t size)
         return NULL;
     return drpo__malloc(a, n * size);
 }
+
+drpo_status drpo__reserve(const drpo_allocator *a, void **buf, size_t *cap, size_t need,
+                          size_t size)
+{
+    if (need <= *cap && *buf)
+        return DRPO_OK;
+    size_t want = need > 2 * *cap ? need : 2 * *cap;
+    void *p = drpo__malloc_array(a, want, size);
+    if (!p)
+        return DRPO_ERR_NOMEM;
+    drpo__free(a, *buf);
+    *buf = p;
+    *cap = want;
+    return DRPO_OK;
+}

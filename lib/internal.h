@@ -13,6 +13,10 @@
 drpo_status drpo__allocator_init(drpo_allocator *dst, const drpo_allocator *src);
 void *drpo__malloc(const drpo_allocator *a, size_t size);
 void drpo__free(const drpo_allocator *a, void *ptr);
+/* Grow scratch *buf to hold `need` elements of `size` bytes (contents are
+ * not kept); on failure *buf and *cap are unchanged. */
+drpo_status drpo__reserve(const drpo_allocator *a, void **buf, size_t *cap, size_t need,
+                          size_t size);
 /* n * size with overflow detection; returns NULL on overflow or failure. */
 void *drpo__malloc_array(const drpo_allocator *a, size_t n, size_t size);
 
@@ -35,6 +39,8 @@ typedef struct drpo_objective_config {
     int32_t mode;
     double dual_lr;
     int32_t groups;
+    const drpo_collective *coll; /* NULL unless attached with size > 1 */
+    void *coll_user;
 } drpo_objective_config;
 
 void drpo__objective_config(const drpo_objective *obj, drpo_objective_config *cfg);

@@ -18,6 +18,9 @@ struct drpo_objective {
     int32_t mode; /* DRPO_MODE_*, read by the trainer */
     double dual_lr;
     int32_t groups;
+    int has_collective;
+    drpo_collective coll;
+    void *coll_user;
     /* scratch, reused while n <= cap */
     size_t cap;
     double *d, *p, *q;
@@ -90,6 +93,32 @@ void drpo__objective_config(const drpo_objective *obj, drpo_objective_config *cf
     cfg->mode = obj->mode;
     cfg->dual_lr = obj->dual_lr;
     cfg->groups = obj->groups;
+    cfg->coll = obj->has_collective && obj->coll.size > 1 ? &obj->coll : NULL;
+    cfg->coll_user = obj->coll_user;
+}
+
+drpo_status drpo_objective_set_collective(drpo_objective *obj, const drpo_collective *c,
+                                          void *user)
+{
+    if (!obj)
+        return DRPO_ERR_NULL;
+    if (!c) {
+        obj->has_collective = 0;
+        return DRPO_OK;
+    }
+    if (c->struct_size < sizeof *c)
+        return drpo__fail(obj->err, DRPO_ERR_SIZE, "collective struct_size %u is too small",
+                          (unsigned)c->struct_size);
+    if (c->size < 1 || c->rank < 0 || c->rank >= c->size || !c->allgather_u64 ||
+        !c->allgatherv || !c->allreduce_sum)
+        return drpo__fail(obj->err, DRPO_ERR_PARAM_RANGE,
+                          "collective: rank %d of %d, or a NULL function", (int)c->rank,
+                          (int)c->size);
+    obj->coll = *c;
+    obj->coll.struct_size = sizeof obj->coll;
+    obj->coll_user = user;
+    obj->has_collective = 1;
+    return DRPO_OK;
 }
 
 char *drpo__objective_errbuf(drpo_objective *obj) { return obj->err; }

@@ -202,6 +202,7 @@ void drpo_trainer_free(drpo_trainer *t)
     drpo__free(&a, t->pair_loss);
     drpo__free(&a, t->unit_loss);
     drpo__free(&a, t->grad);
+    drpo__units_free(t);
     drpo__free(&a, t);
 }
 
@@ -221,6 +222,21 @@ drpo_status drpo_trainer_set_progress(drpo_trainer *t, drpo_progress_fn fn, void
 
 /* ---- scratch ------------------------------------------------------------ */
 
+drpo_status drpo__trainer_unit_scratch(drpo_trainer *t, size_t units)
+{
+    if (units <= t->unit_cap)
+        return DRPO_OK;
+    double *u = drpo__malloc_array(&t->alloc, units, 3 * sizeof(double));
+    if (!u)
+        return drpo__fail(t->err, DRPO_ERR_NOMEM, "cannot allocate scratch for %zu units", units);
+    drpo__free(&t->alloc, t->unit_loss);
+    t->unit_loss = u;
+    t->unit_base = u + units;
+    t->unit_q = u + 2 * units;
+    t->unit_cap = units;
+    return DRPO_OK;
+}
+
 static drpo_status ensure_scratch(drpo_trainer *t, size_t pairs, size_t units)
 {
     if (pairs > t->pair_cap) {
@@ -233,17 +249,9 @@ static drpo_status ensure_scratch(drpo_trainer *t, size_t pairs, size_t units)
         t->pair_w = p + pairs;
         t->pair_cap = pairs;
     }
-    if (units > t->unit_cap) {
-        double *u = drpo__malloc_array(&t->alloc, units, 3 * sizeof(double));
-        if (!u)
-            return drpo__fail(t->err, DRPO_ERR_NOMEM, "cannot allocate scratch for %zu units",
-                              units);
-        drpo__free(&t->alloc, t->unit_loss);
-        t->unit_loss = u;
-        t->unit_base = u + units;
-        t->unit_q = u + 2 * units;
-        t->unit_cap = units;
-    }
+    drpo_status st = drpo__trainer_unit_scratch(t, units);
+    if (st != DRPO_OK)
+        return st;
     if (t->model && !t->grad) {
         t->grad = drpo__malloc_array(&t->alloc, t->model->n_params, sizeof(float));
         if (!t->grad)
@@ -309,35 +317,6 @@ static drpo_status check_config(drpo_trainer *t, const drpo_batch *b,
     return DRPO_OK;
 }
 
-/* Units and groups of the batch: unit losses and base weights, group sums. */
-static double unit_and_group_losses(drpo_trainer *t, const drpo_batch *b, const double *loss)
-{
-    size_t n = b->n, U = b->n_units;
-    double total = 0.0;
-    for (size_t u = 0; u < U; u++)
-        t->unit_loss[u] = 0.0;
-    for (size_t j = 0; j < n; j++) {
-        t->unit_loss[b->unit[j]] += loss[j];
-        total += loss[j];
-    }
-    for (size_t u = 0; u < U; u++) {
-        t->unit_loss[u] /= (double)b->unit_pairs[u];
-        t->unit_base[u] = (double)b->unit_pairs[u] / (double)n;
-    }
-    for (size_t g = 0; g < t->G; g++) {
-        t->group_sum[g] = 0.0;
-        t->group_pairs[g] = 0;
-    }
-    for (size_t j = 0; j < n; j++) {
-        int32_t g = b->group[j];
-        if (g >= 0 && (size_t)g < t->G) {
-            t->group_sum[g] += loss[j];
-            t->group_pairs[g]++;
-        }
-    }
-    return total / (double)n;
-}
-
 /* Group DRO weights: pairs of group g get w_g / (sum of present w) / pairs of g. */
 static double group_weights(drpo_trainer *t, const drpo_batch *b,
                             const drpo_objective_config *cfg)
@@ -368,11 +347,14 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
     drpo_objective_config cfg;
     drpo__objective_config(t->obj, &cfg);
     drpo_status st = check_config(t, b, &cfg);
+    drpo_units un;
+    if (st == DRPO_OK)
+        st = drpo__units_build(t, b, loss, &cfg, &un);
     if (st != DRPO_OK)
         return st;
-    size_t n = b->n, U = b->n_units;
-    double mean = unit_and_group_losses(t, b, loss), value, dual_grad = 0.0;
-    double eta = 0.0, lambda = 0.0;
+    size_t n = b->n, U = un.U;
+    const size_t *pu = un.pair_unit;
+    double value, dual_grad = 0.0, eta = 0.0, lambda = 0.0;
     int has_eta = 0, has_lambda = 0;
     t->next_diag_set = 0;
     t->next_duals = t->duals;
@@ -392,8 +374,8 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
         }
         value = drpo__duals_weights(&cur, &cfg, U, t->unit_loss, t->unit_base, t->unit_q,
                                     &t->next_duals, &dual_grad);
-        for (size_t j = 0; j < n; j++) /* p_u a_u / pairs of u = a_u / n */
-            t->pair_w[j] = t->unit_q[b->unit[j]] / (double)n;
+        for (size_t j = 0; j < n; j++) /* p_u a_u / pairs of u = a_u / N */
+            t->pair_w[j] = t->unit_q[pu[j]] / un.N;
         drpo__duals_report(&cur, &cfg, &eta, &lambda, &has_lambda);
         has_eta = 1;
         stage(t, DRPO_TDIAG_DUAL_GRAD, dual_grad);
@@ -402,21 +384,29 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
         if (st != DRPO_OK)
             return objective_failed(t, st);
         for (size_t j = 0; j < n; j++)
-            t->pair_w[j] = t->unit_q[b->unit[j]] / (double)b->unit_pairs[b->unit[j]];
+            t->pair_w[j] = t->unit_q[pu[j]] / (double)un.count[pu[j]];
         has_eta = drpo_objective_diag(t->obj, DRPO_DIAG_ETA, &eta) == DRPO_OK;
         has_lambda = drpo_objective_diag(t->obj, DRPO_DIAG_LAMBDA, &lambda) == DRPO_OK;
     }
     if (!isfinite(value))
         return drpo__fail(t->err, DRPO_ERR_NONFINITE, "the robust objective is not finite");
 
-    /* unit weights normalised: ESS, max weight, divergence from the base */
-    double total = 0.0;
+    /* unit weights (over all ranks) normalised: ESS, max weight, divergence */
     for (size_t u = 0; u < U; u++)
         t->unit_q[u] = 0.0;
-    for (size_t j = 0; j < n; j++) {
-        t->unit_q[b->unit[j]] += t->pair_w[j];
-        total += t->pair_w[j];
-    }
+    for (size_t j = 0; j < n; j++)
+        t->unit_q[pu[j]] += t->pair_w[j];
+    for (size_t g = 0; g < t->G; g++)
+        t->next_gdiag[g] = 0.0;
+    for (size_t j = 0; j < n; j++)
+        if (b->group[j] >= 0)
+            t->next_gdiag[b->group[j]] += t->pair_w[j];
+    if ((st = drpo__units_allreduce(t, &cfg, t->unit_q, U)) != DRPO_OK ||
+        (st = drpo__units_allreduce(t, &cfg, t->next_gdiag, t->G)) != DRPO_OK)
+        return st;
+    double total = 0.0;
+    for (size_t u = 0; u < U; u++)
+        total += t->unit_q[u];
     double q2 = 0.0, qmax = 0.0;
     for (size_t u = 0; u < U; u++) {
         double q = total > 0.0 ? t->unit_q[u] / total : 0.0;
@@ -425,7 +415,7 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
         qmax = q > qmax ? q : qmax;
     }
     stage(t, DRPO_TDIAG_ROBUST, value);
-    stage(t, DRPO_TDIAG_MEAN_LOSS, mean);
+    stage(t, DRPO_TDIAG_MEAN_LOSS, un.mean);
     if (has_eta)
         stage(t, DRPO_TDIAG_ETA, eta);
     if (has_lambda)
@@ -437,11 +427,6 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
     stage(t, DRPO_TDIAG_UNITS, (double)U);
 
     /* per-group mean loss and share of the weight */
-    for (size_t g = 0; g < t->G; g++)
-        t->next_gdiag[g] = 0.0;
-    for (size_t j = 0; j < n; j++)
-        if (b->group[j] >= 0)
-            t->next_gdiag[b->group[j]] += t->pair_w[j];
     for (size_t g = 0; g < t->G; g++) {
         t->next_gdiag[g] = cfg.mode == DRPO_MODE_GROUP ? t->next_group_w[g]
                                                        : (total > 0.0 ? t->next_gdiag[g] / total
@@ -630,9 +615,10 @@ drpo_status drpo_trainer_evaluate(drpo_trainer *t, const drpo_batch *b, double *
         return st;
     drpo_objective_config cfg;
     drpo__objective_config(t->obj, &cfg);
-    if ((st = check_config(t, b, &cfg)) != DRPO_OK)
+    drpo_units un;
+    if ((st = check_config(t, b, &cfg)) != DRPO_OK ||
+        (st = drpo__units_build(t, b, t->pair_loss, &cfg, &un)) != DRPO_OK)
         return st;
-    unit_and_group_losses(t, b, t->pair_loss);
     double value;
     if (cfg.mode == DRPO_MODE_GROUP) {
         /* the worst case over groups: the set's ball around the uniform
@@ -665,12 +651,11 @@ drpo_status drpo_trainer_evaluate(drpo_trainer *t, const drpo_batch *b, double *
         }
         t->staged = 0;
     } else {
-        st = drpo_objective_solve(t->obj, b->n_units, t->unit_loss, t->unit_base, t->unit_q,
-                                  &value);
+        st = drpo_objective_solve(t->obj, un.U, t->unit_loss, t->unit_base, t->unit_q, &value);
         if (st != DRPO_OK)
             return objective_failed(t, st);
         for (size_t j = 0; j < b->n; j++)
-            t->pair_w[j] = t->unit_q[b->unit[j]] / (double)b->unit_pairs[b->unit[j]];
+            t->pair_w[j] = t->unit_q[un.pair_unit[j]] / (double)un.count[un.pair_unit[j]];
     }
     double g2;
     if ((st = gradient(t, b, &g2)) != DRPO_OK)

@@ -3,6 +3,7 @@
 #define DRPO_TRAINER_H
 
 #include "batch.h"
+#include "keytable.h"
 #include "duals.h"
 #include "model.h"
 #include "optim.h"
@@ -53,6 +54,19 @@ struct drpo_trainer {
     size_t *group_pairs;                 /* [G] */
     unsigned char *group_present;        /* [G] */
 
+    /* data-parallel scratch (units.c) */
+    uint64_t *rank_words;                /* [2 size]: units and bytes per rank */
+    unsigned char *records;              /* every rank's unit records */
+    void *gunits;                        /* one block for the three arrays below */
+    uint64_t *gkey;                      /* [global units] */
+    size_t *gcount;
+    double *gsum;
+    size_t *l2g;                         /* [local units] global unit of each */
+    size_t *gpair_unit;                  /* [pairs] global unit of each local pair */
+    double *reduce;                      /* [2 G + 2] */
+    size_t rank_cap, records_cap, gunit_cap, l2g_cap, gpair_cap, reduce_cap;
+    drpo_keytable gtable;
+
     /* diagnostics of the last step or commit */
     double diag[DRPO__NTDIAG];
     unsigned diag_set;
@@ -65,6 +79,27 @@ struct drpo_trainer {
 int drpo__trainer_option_valid(int32_t key, double value);
 double drpo__trainer_read_option(const drpo_trainer *t, int32_t key);
 void drpo__trainer_apply_option(drpo_trainer *t, int32_t key, double value);
+
+/* The units of a step: the batch's own, or with a collective the global
+ * units merged over every rank (units.c). */
+typedef struct drpo_units {
+    size_t U;                /* units; their losses and base in t->unit_loss / unit_base */
+    double N;                /* pairs over all ranks */
+    const size_t *pair_unit; /* [local pairs] unit of each */
+    const size_t *count;     /* [U] pairs of each unit over all ranks */
+    double mean;             /* mean pair loss over all ranks */
+} drpo_units;
+
+/* Unit losses and base weights, group sums (t->group_sum, t->group_pairs)
+ * and the mean loss of a batch, over all ranks when cfg has a collective. */
+drpo_status drpo__units_build(drpo_trainer *t, const drpo_batch *b, const double *loss,
+                              const drpo_objective_config *cfg, drpo_units *u);
+/* Sum n doubles over all ranks in place (nothing to do without a collective). */
+drpo_status drpo__units_allreduce(drpo_trainer *t, const drpo_objective_config *cfg, double *v,
+                                  size_t n);
+void drpo__units_free(drpo_trainer *t);
+/* Grow the trainer's unit scratch to U units (trainer.c). */
+drpo_status drpo__trainer_unit_scratch(drpo_trainer *t, size_t U);
 
 /* Allocate the optimiser moments for the configured optimiser (idempotent). */
 drpo_status drpo__trainer_moments(drpo_trainer *t);
