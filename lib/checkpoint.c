@@ -265,9 +265,42 @@ static int config_valid(const drpo_objective_config *c)
     return isfinite(c->dual_lr) && c->dual_lr > 0.0;
 }
 
+/* Fix (tests/test_checkpoint.c): the checksum is verified over the whole
+ * file before any field is interpreted.  Before, the version, group count,
+ * parameter count and moment count were checked first, so a truncated file
+ * (a short read yields version 0) or one with a damaged size field was
+ * reported as DRPO_ERR_INCOMPATIBLE instead of DRPO_ERR_CORRUPT.  Returns 1
+ * if every byte before the last 8 hashes to them, with f rewound. */
+static int checksum_ok(FILE *f)
+{
+    if (fseek(f, 0, SEEK_END) != 0)
+        return 0;
+    long size = ftell(f);
+    if (size < 8 || fseek(f, 0, SEEK_SET) != 0)
+        return 0;
+    XXH3_state_t h;
+    XXH3_64bits_reset(&h);
+    unsigned char buf[4096];
+    for (long left = size - 8; left > 0;) {
+        size_t k = left > (long)sizeof buf ? sizeof buf : (size_t)left;
+        if (fread(buf, 1, k, f) != k)
+            return 0;
+        XXH3_64bits_update(&h, buf, k);
+        left -= (long)k;
+    }
+    XXH64_canonical_t c;
+    if (fread(c.digest, 1, 8, f) != 8)
+        return 0;
+    int ok = XXH64_hashFromCanonical(&c) == XXH3_64bits_digest(&h);
+    return fseek(f, 0, SEEK_SET) == 0 && ok;
+}
+
 static drpo_status read_file(drpo_trainer *t, FILE *f, const char *path, staged_state *s,
                              void **block)
 {
+    if (!checksum_ok(f))
+        return drpo__fail(t->err, DRPO_ERR_CORRUPT,
+                          "%s is truncated, damaged or not a libdrpo checkpoint", path);
     reader r;
     memset(&r, 0, sizeof r);
     r.f = f;
