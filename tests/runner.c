@@ -12,6 +12,11 @@ int main(void)
         suite_objective,
         suite_extremes,
         suite_badinput,
+        suite_batch,
+        suite_trainer,
+        suite_stochastic,
+        suite_atomic,
+        suite_checkpoint,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

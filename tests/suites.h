@@ -9,5 +9,10 @@ Suite *suite_bruteforce(void);
 Suite *suite_objective(void);
 Suite *suite_extremes(void);
 Suite *suite_badinput(void);
+Suite *suite_batch(void);
+Suite *suite_trainer(void);
+Suite *suite_stochastic(void);
+Suite *suite_atomic(void);
+Suite *suite_checkpoint(void);
 
 #endif
