@@ -165,7 +165,7 @@ drpo_status drpo_trainer_create_with_allocator(drpo_trainer **out, drpo_model *m
         /* group_w, next_group_w, group_sum, next_gdiag... in one block */
         size_t G = t->G;
         unsigned char *block = drpo__malloc_array(
-            &a, G, 11 * sizeof(double) + sizeof(size_t) + sizeof(unsigned char));
+            &a, G, 12 * sizeof(double) + sizeof(size_t) + sizeof(unsigned char));
         if (!block) {
             drpo__free(&a, t);
             return DRPO_ERR_NOMEM;
@@ -176,8 +176,10 @@ drpo_status drpo_trainer_create_with_allocator(drpo_trainer **out, drpo_model *m
         t->group_sum = d + 2 * G;
         t->group_tmp = d + 3 * G;  /* 3 G */
         t->gdiag = d + 6 * G;      /* 3 G: mean loss, weight, pairs */
-        t->next_gdiag = d + 9 * G; /* 2 G used as staging for mean loss and weight */
-        t->group_pairs = (size_t *)(d + 11 * G);
+        /* 3 G staging: weight, mean loss and pairs (the pairs are staged so
+         * that drpo_trainer_evaluate may reuse group_pairs before a commit) */
+        t->next_gdiag = d + 9 * G;
+        t->group_pairs = (size_t *)(d + 12 * G);
         t->group_present = (unsigned char *)(t->group_pairs + G);
         for (size_t g = 0; g < G; g++)
             t->group_w[g] = 1.0 / (double)G;
@@ -433,6 +435,7 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
                                                                       : 0.0);
         t->next_gdiag[t->G + g] = t->group_pairs[g] ? t->group_sum[g] / (double)t->group_pairs[g]
                                                     : NAN;
+        t->next_gdiag[2 * t->G + g] = (double)t->group_pairs[g];
     }
     t->next_group_mode = cfg.mode == DRPO_MODE_GROUP;
     t->next_stochastic = cfg.mode == DRPO_MODE_STOCHASTIC && cfg.set != DRPO_SET_NONE;
@@ -449,7 +452,7 @@ static void commit_staged(drpo_trainer *t)
     for (size_t g = 0; g < t->G; g++) {
         t->gdiag[3 * g] = t->next_gdiag[t->G + g];
         t->gdiag[3 * g + 1] = t->next_gdiag[g];
-        t->gdiag[3 * g + 2] = (double)t->group_pairs[g];
+        t->gdiag[3 * g + 2] = t->next_gdiag[2 * t->G + g];
     }
     double code = t->diag[DRPO_TDIAG_CALLBACK_CODE], by = t->diag[DRPO_TDIAG_CONVERGED_BY];
     unsigned keep = t->diag_set & ((1u << DRPO_TDIAG_CONVERGED_BY) | (1u << DRPO_TDIAG_CALLBACK_CODE));
@@ -526,13 +529,16 @@ static drpo_status forward(drpo_trainer *t, const drpo_batch *b)
     return check_losses(t, b->n, t->pair_loss, "forward");
 }
 
-static drpo_status begin(drpo_trainer *t, const drpo_batch *b, int need_model)
+/* keep_staged: drpo_trainer_evaluate changes no state, so it must not drop
+ * what drpo_trainer_weights staged for a commit (fix: it used to). */
+static drpo_status begin(drpo_trainer *t, const drpo_batch *b, int need_model, int keep_staged)
 {
     if (need_model && !t->model)
         return drpo__fail(t->err, DRPO_ERR_STATE, "this trainer has no model (weights only)");
     if (b->n == 0)
         return drpo__fail(t->err, DRPO_ERR_SIZE, "the batch is empty");
-    t->staged = 0;
+    if (!keep_staged)
+        t->staged = 0;
     return ensure_scratch(t, b->n, b->n_units);
 }
 
@@ -540,7 +546,7 @@ drpo_status drpo_trainer_step(drpo_trainer *t, const drpo_batch *b)
 {
     if (!t || !b)
         return DRPO_ERR_NULL;
-    drpo_status st = begin(t, b, 1);
+    drpo_status st = begin(t, b, 1, 0);
     if (st == DRPO_OK)
         st = drpo__trainer_moments(t);
     if (st != DRPO_OK)
@@ -577,7 +583,7 @@ drpo_status drpo_trainer_weights(drpo_trainer *t, const drpo_batch *b, const dou
 {
     if (!t || !b || !pair_loss)
         return DRPO_ERR_NULL;
-    drpo_status st = begin(t, b, 0);
+    drpo_status st = begin(t, b, 0, 0);
     if (st == DRPO_OK)
         st = check_losses(t, b->n, pair_loss, "weights");
     if (st == DRPO_OK)
@@ -610,7 +616,7 @@ drpo_status drpo_trainer_evaluate(drpo_trainer *t, const drpo_batch *b, double *
 {
     if (!t || !b)
         return DRPO_ERR_NULL;
-    drpo_status st = begin(t, b, 1);
+    drpo_status st = begin(t, b, 1, 1);
     if (st != DRPO_OK || (st = forward(t, b)) != DRPO_OK)
         return st;
     drpo_objective_config cfg;
@@ -643,13 +649,14 @@ drpo_status drpo_trainer_evaluate(drpo_trainer *t, const drpo_batch *b, double *
         } else if ((st = drpo_objective_solve(t->obj, k, loss, base, q, &value)) != DRPO_OK) {
             return objective_failed(t, st);
         }
+        /* weight of each group into `base` (free after the solve; base[g]
+         * lies below q[i] for i <= g), not into the staging next_group_w */
         for (size_t g = 0, i = 0; g < t->G; g++)
-            t->next_group_w[g] = t->group_pairs[g] ? q[i++] : 0.0; /* staging is free here */
+            base[g] = t->group_pairs[g] ? q[i++] : 0.0;
         for (size_t j = 0; j < b->n; j++) {
             size_t g = (size_t)b->group[j];
-            t->pair_w[j] = t->next_group_w[g] / (double)t->group_pairs[g];
+            t->pair_w[j] = base[g] / (double)t->group_pairs[g];
         }
-        t->staged = 0;
     } else {
         st = drpo_objective_solve(t->obj, un.U, t->unit_loss, t->unit_base, t->unit_q, &value);
         if (st != DRPO_OK)

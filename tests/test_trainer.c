@@ -320,6 +320,101 @@ START_TEST(test_gradient_accumulation)
 }
 END_TEST
 
+/* Step errors, each leaving the parameters and step count as they were:
+ * group mode without groups (at creation), a set without its parameter, a
+ * group id >= G, a pair without a group in group mode, group mode with a
+ * penalty form, an empty batch, NULL arguments. */
+START_TEST(test_step_errors)
+{
+    tm_bt bt;
+    tu_rng r;
+    tu_rng_seed(&r, 3);
+    three_groups(&bt, &wcases[7], &r);
+    drpo_model *model = tm_bt_model(&bt, NULL);
+    drpo_batch *b = NULL;
+    ck_assert_int_eq(drpo_batch_create(&b), DRPO_OK);
+    drpo_trainer *t = NULL;
+    drpo_objective *o = tm_objective(DRPO_SET_KL, DRPO_PARAM_RADIUS, 0.1, DRPO_MODE_GROUP, 0.1, 0,
+                                     NULL);
+    ck_assert_int_eq(drpo_trainer_create(&t, model, o), DRPO_ERR_STATE);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(drpo_trainer_create(&t, model, NULL), DRPO_ERR_NULL);
+    ck_assert_int_eq(drpo_trainer_create(NULL, model, o), DRPO_ERR_NULL);
+    drpo_objective_free(o);
+    static const struct {
+        int32_t set, key, mode, groups;
+        size_t from, to;
+        drpo_status want;
+    } cases[] = {
+        {DRPO_SET_CHI2, 0, DRPO_MODE_EXACT, 0, 0, 20, DRPO_ERR_PARAM_UNSET},
+        {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, DRPO_MODE_EXACT, 2, 60, 100, DRPO_ERR_PARAM_RANGE},
+        {DRPO_SET_CHI2, DRPO_PARAM_PENALTY, DRPO_MODE_GROUP, 3, 0, 100, DRPO_ERR_STATE},
+        {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, DRPO_MODE_GROUP, 3, 0, 0, DRPO_ERR_SIZE},
+        {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, DRPO_MODE_GROUP, 3, 0, 10, DRPO_ERR_PARAM_RANGE},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        o = tm_objective(cases[k].set, cases[k].key, 0.5, cases[k].mode, 0.1, cases[k].groups,
+                         NULL);
+        ck_assert_int_eq(drpo_trainer_create(&t, model, o), DRPO_OK);
+        tm_batch_range(b, &bt, cases[k].from, cases[k].to, 2);
+        if (k == 4) /* a pair without a group */
+            ck_assert_int_eq(drpo_batch_add_key(b, 999, DRPO_GROUP_NONE, 0), DRPO_OK);
+        float before[3];
+        memcpy(before, drpo_model_params(model), sizeof before);
+        ck_assert_int_eq(drpo_trainer_step(t, b), cases[k].want);
+        ck_assert_int_eq(memcmp(before, drpo_model_params(model), sizeof before), 0);
+        double v;
+        ck_assert_int_eq(drpo_trainer_diag(t, DRPO_TDIAG_STEPS, &v), DRPO_OK);
+        ck_assert(v == 0);
+        ck_assert_str_ne(drpo_trainer_last_error(t), "");
+        ck_assert_int_eq(drpo_trainer_step(t, NULL), DRPO_ERR_NULL);
+        ck_assert_int_eq(drpo_trainer_step(NULL, b), DRPO_ERR_NULL);
+        drpo_trainer_free(t);
+        drpo_objective_free(o);
+    }
+    drpo_trainer_free(NULL);
+    drpo_model_free(model);
+    drpo_batch_free(b);
+    tm_bt_free(&bt);
+}
+END_TEST
+
+/* drpo_trainer_evaluate changes no state: between drpo_trainer_weights and
+ * drpo_trainer_commit it must not discard or alter what was staged. */
+START_TEST(test_evaluate_keeps_staged_weights)
+{
+    const wcase *c = &wcases[7]; /* group mode */
+    tm_bt bt;
+    tu_rng r;
+    tu_rng_seed(&r, 8);
+    three_groups(&bt, c, &r);
+    drpo_model *model = tm_bt_model(&bt, NULL);
+    drpo_objective *o = tm_objective(c->set, c->key, c->param, c->mode, 0.05, c->groups, NULL);
+    drpo_trainer *t = make_trainer(model, o);
+    drpo_batch *b = NULL, *full = NULL;
+    ck_assert_int_eq(drpo_batch_create(&b), DRPO_OK);
+    ck_assert_int_eq(drpo_batch_create(&full), DRPO_OK);
+    tm_batch_range(b, &bt, 30, 60, 2);
+    tm_batch_range(full, &bt, 0, 120, 2);
+    double loss[30], theta[3], v;
+    tm_params(model, theta);
+    for (size_t j = 0; j < 30; j++)
+        loss[j] = tm_bt_loss(&bt, theta, drpo_batch_host_index(b, j));
+    ck_assert_int_eq(drpo_trainer_weights(t, b, loss, NULL, NULL), DRPO_OK);
+    ck_assert_int_eq(drpo_trainer_evaluate(t, full, &v, NULL), DRPO_OK);
+    ck_assert_int_eq(drpo_trainer_commit(t), DRPO_OK);
+    double pairs;
+    ck_assert_int_eq(drpo_trainer_group_diag(t, 1, DRPO_GDIAG_PAIRS, &pairs), DRPO_OK);
+    ck_assert(pairs == 20); /* the committed batch's (points 40..59), not the evaluated one's (40) */
+    drpo_trainer_free(t);
+    drpo_objective_free(o);
+    drpo_model_free(model);
+    drpo_batch_free(b);
+    drpo_batch_free(full);
+    tm_bt_free(&bt);
+}
+END_TEST
+
 /* ---- optimisers: a model whose gradient the test prescribes ------------ */
 
 #define OD 4
@@ -803,6 +898,8 @@ Suite *suite_trainer(void)
     tcase_add_loop_test(tc, test_weights_only_matches_step, 0,
                         (int)(sizeof wcases / sizeof wcases[0]));
     tcase_add_loop_test(tc, test_gradient_accumulation, 0, (int)(sizeof wcases / sizeof wcases[0]));
+    tcase_add_test(tc, test_step_errors);
+    tcase_add_test(tc, test_evaluate_keeps_staged_weights);
     suite_add_tcase(s, tc);
     tc = tcase_create("optimiser");
     tcase_set_timeout(tc, 10);
