@@ -400,8 +400,10 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
         t->unit_q[pu[j]] += t->pair_w[j];
     for (size_t g = 0; g < t->G; g++)
         t->next_gdiag[g] = 0.0;
+    /* group ids >= G are ignored (an objective without groups takes batches
+     * that have them: G = 0 and next_gdiag is empty) */
     for (size_t j = 0; j < n; j++)
-        if (b->group[j] >= 0)
+        if (b->group[j] >= 0 && (size_t)b->group[j] < t->G)
             t->next_gdiag[b->group[j]] += t->pair_w[j];
     if ((st = drpo__units_allreduce(t, &cfg, t->unit_q, U)) != DRPO_OK ||
         (st = drpo__units_allreduce(t, &cfg, t->next_gdiag, t->G)) != DRPO_OK)

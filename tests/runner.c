@@ -17,6 +17,7 @@ int main(void)
         suite_stochastic,
         suite_atomic,
         suite_checkpoint,
+        suite_collective,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -14,5 +14,6 @@ Suite *suite_trainer(void);
 Suite *suite_stochastic(void);
 Suite *suite_atomic(void);
 Suite *suite_checkpoint(void);
+Suite *suite_collective(void);
 
 #endif
