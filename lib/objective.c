@@ -29,6 +29,7 @@ struct drpo_objective {
     int solved;
     double diag[DRPO__NDIAG];
     unsigned diag_set; /* bit k: diag[k] is defined */
+    size_t m, n;       /* support and size of the last solve (q, p, d in scratch) */
     char err[DRPO__ERRLEN];
 };
 
@@ -234,6 +235,34 @@ drpo_status drpo_objective_get(const drpo_objective *obj, int32_t key, double *v
     return DRPO_OK;
 }
 
+/* Diagnostics that take a pass over q: computed on request. */
+#define LAZY_DIAGS                                                                            \
+    ((1u << DRPO_DIAG_DIVERGENCE) | (1u << DRPO_DIAG_ESS) | (1u << DRPO_DIAG_ESS_FRACTION) |  \
+     (1u << DRPO_DIAG_MAX_WEIGHT) | (1u << DRPO_DIAG_SUPPORT) | (1u << DRPO_DIAG_DEGENERATE))
+
+static double lazy_diag(const drpo_objective *obj, int32_t key)
+{
+    const double *q = obj->q, *d = obj->d;
+    size_t m = obj->m;
+    if (key == DRPO_DIAG_DIVERGENCE)
+        return obj->ops->divergence(m, q, obj->p);
+    double q2 = 0.0, qmax = 0.0, support = 0.0, off_top = 0.0;
+    for (size_t j = 0; j < m; j++) {
+        q2 += q[j] * q[j];
+        qmax = q[j] > qmax ? q[j] : qmax;
+        support += q[j] > 0.0;
+        off_top += d[j] > 0.0 ? q[j] : 0.0;
+    }
+    switch (key) {
+    case DRPO_DIAG_ESS: return 1.0 / q2;
+    case DRPO_DIAG_ESS_FRACTION: return 1.0 / q2 / (double)obj->n;
+    case DRPO_DIAG_MAX_WEIGHT: return qmax;
+    case DRPO_DIAG_SUPPORT: return support;
+    default: /* degenerate: the worst case is the maximum loss (all mass on the argmax set) */
+        return off_top == 0.0;
+    }
+}
+
 drpo_status drpo_objective_diag(const drpo_objective *obj, int32_t key, double *value)
 {
     if (!obj || !value)
@@ -244,6 +273,10 @@ drpo_status drpo_objective_diag(const drpo_objective *obj, int32_t key, double *
         return DRPO_ERR_NO_SOLUTION;
     if (!(obj->diag_set & (1u << key)))
         return DRPO_ERR_UNAVAILABLE;
+    if (LAZY_DIAGS & (1u << key)) {
+        *value = lazy_diag(obj, key);
+        return DRPO_OK;
+    }
     *value = obj->diag[key];
     return DRPO_OK;
 }
@@ -266,8 +299,15 @@ static drpo_status reserve(drpo_objective *obj, size_t n)
     return DRPO_OK;
 }
 
+/* Range of the losses over the support of the base, gathered while checking. */
+typedef struct loss_range {
+    double max, mag; /* largest loss and largest |loss| where base > 0 */
+} loss_range;
+
+/* One pass: every loss finite, every base weight finite and >= 0, the base
+ * sum, and the range of the losses on the support. */
 static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *loss,
-                                const double *base, double *base_sum)
+                                const double *base, double *base_sum, loss_range *r)
 {
     if (!loss)
         return drpo__fail(obj->err, DRPO_ERR_NULL, "loss is NULL");
@@ -277,24 +317,46 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
         return drpo__fail(obj->err, DRPO_ERR_PARAM_UNSET,
                           "the %s set needs its parameter (%s) before solving", obj->ops->name,
                           obj->set == DRPO_SET_CVAR ? "level" : "radius or penalty");
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(loss[i]))
-            return drpo__fail(obj->err, DRPO_ERR_LOSS_NONFINITE, "loss[%zu] is %g", i, loss[i]);
-    *base_sum = 1.0;
-    if (base) {
-        double s = 0.0;
+    double l_max = -DBL_MAX, mag = 0.0, s = 0.0;
+    int bad = 0;
+    if (!base) {
         for (size_t i = 0; i < n; i++) {
+            double l = loss[i];
+            bad |= !isfinite(l);
+            l_max = l > l_max ? l : l_max;
+            mag = fabs(l) > mag ? fabs(l) : mag;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            double l = loss[i], b = base[i];
+            bad |= !isfinite(l) | !(b >= 0.0) | isinf(b);
+            s += b;
+            if (b != 0.0) {
+                l_max = l > l_max ? l : l_max;
+                mag = fabs(l) > mag ? fabs(l) : mag;
+            }
+        }
+    }
+    if (bad) { /* find the first culprit for the message */
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(loss[i]))
+                return drpo__fail(obj->err, DRPO_ERR_LOSS_NONFINITE, "loss[%zu] is %g", i,
+                                  loss[i]);
+        for (size_t i = 0; i < n; i++)
             if (!(base[i] >= 0.0) || isinf(base[i]))
                 return drpo__fail(obj->err, DRPO_ERR_BASE_NEGATIVE, "base[%zu] is %g", i,
                                   base[i]);
-            s += base[i];
-        }
+    }
+    *base_sum = 1.0;
+    if (base) {
         if (!(fabs(s - 1.0) <= 1e-9))
             return drpo__fail(obj->err, DRPO_ERR_BASE_SUM,
                               "base weights sum to %.17g, not 1 (within 1e-9)", s);
         /* renormalise only past rounding, so q = base stays bitwise the base */
         *base_sum = fabs(s - 1.0) <= 1e-14 ? 1.0 : s;
     }
+    r->max = l_max;
+    r->mag = mag;
     return DRPO_OK;
 }
 
@@ -305,6 +367,10 @@ static double sum_compensated(const double *x, size_t m)
         drpo__ksum_add(&k, x[j]);
     return drpo__ksum_value(&k);
 }
+
+/* x * 2^k, by a multiplication when 2^k is a normal double (the same single
+ * rounding as ldexp, several times faster in a loop). */
+static double pow2(int k) { return ldexp(1.0, k); }
 
 static void set_diag(drpo_objective *obj, int key, double v)
 {
@@ -318,47 +384,54 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (!obj)
         return DRPO_ERR_NULL;
     double base_sum = 1.0;
-    drpo_status st = check_inputs(obj, n, loss, base, &base_sum);
+    loss_range range = {0.0, 0.0};
+    drpo_status st = check_inputs(obj, n, loss, base, &base_sum, &range);
     if (st != DRPO_OK)
         return st;
     st = reserve(obj, n);
     if (st != DRPO_OK)
         return st;
 
-    /* largest loss and magnitude over the support of base */
-    double l_max = -DBL_MAX, mag = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (base && base[i] == 0.0)
-            continue;
-        if (loss[i] > l_max)
-            l_max = loss[i];
-        if (fabs(loss[i]) > mag)
-            mag = fabs(loss[i]);
-    }
+    double l_max = range.max;
     int e = 0;
-    if (mag > 0.0)
-        frexp(mag, &e); /* mag * 2^-e in [0.5, 1) */
+    if (range.mag > 0.0)
+        frexp(range.mag, &e); /* mag * 2^-e in [0.5, 1) */
     double top = ldexp(l_max, -e);
+    int fast = e >= -1021 && e <= 1021;
+    double down = fast ? pow2(-e) : 1.0;
 
     /* gap space: compact the support, renormalise the base */
     drpo_problem pb;
-    size_t m = 0;
-    double p_top = 0.0, mean_d = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double pi = base ? base[i] / base_sum : 1.0 / (double)n;
-        if (pi == 0.0)
-            continue;
-        double d = top - ldexp(loss[i], -e);
-        obj->d[m] = d;
-        obj->p[m] = pi;
-        if (d == 0.0)
-            p_top += pi;
-        mean_d += pi * d;
-        m++;
+    size_t m = 0, tied = 0;
+    double p_top = 0.0, mean_d = 0.0, pu = 1.0 / (double)n;
+    double *dd = obj->d, *pp = obj->p;
+    if (!base && fast) { /* the common case, kept free of branches */
+        for (size_t i = 0; i < n; i++) {
+            double d = top - loss[i] * down;
+            dd[i] = d;
+            pp[i] = pu;
+            tied += d == 0.0;
+            mean_d += d;
+        }
+        m = n;
+        p_top = (double)tied * pu;
+        mean_d *= pu;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (base && base[i] == 0.0)
+                continue;
+            double pi = base ? base[i] / base_sum : pu;
+            double d = top - (fast ? loss[i] * down : ldexp(loss[i], -e));
+            dd[m] = d;
+            pp[m] = pi;
+            if (d == 0.0) {
+                p_top += pi;
+                tied++;
+            }
+            mean_d += pi * d;
+            m++;
+        }
     }
-    size_t tied = 0;
-    for (size_t j = 0; j < m; j++)
-        tied += obj->d[j] == 0.0;
     if (tied == m) /* all losses equal: exactly, whatever the base sums to in floating point */
         p_top = 1.0;
     pb.m = m;
@@ -401,21 +474,16 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     /* renormalise only what needs it: q = p stays bitwise p, which matters
      * when a huge penalty multiplies D(q||p) */
     double scale = fabs(qsum - 1.0) > 64 * DBL_EPSILON ? 1.0 / qsum : 1.0;
-    double qmax = 0.0, q2 = 0.0, support = 0.0, off_top = 0.0;
-    for (size_t j = 0; j < m; j++) {
-        double qj = scale == 1.0 ? obj->q[j] : obj->q[j] * scale;
-        obj->q[j] = qj;
-        q2 += qj * qj;
-        if (qj > qmax)
-            qmax = qj;
-        support += qj > 0.0;
-        if (obj->d[j] > 0.0)
-            off_top += qj;
-    }
+    if (scale != 1.0)
+        for (size_t j = 0; j < m; j++)
+            obj->q[j] *= scale;
 
-    /* commit: outputs and diagnostics */
+    /* commit: outputs and diagnostics (the ones that need a pass over q are
+     * computed when asked for, from the q and p the handle keeps) */
     double v = l_max + ldexp(sol.value, e);
     obj->diag_set = 0;
+    obj->m = m;
+    obj->n = n;
     set_diag(obj, DRPO_DIAG_VALUE, v);
     set_diag(obj, DRPO_DIAG_MEAN, l_max - ldexp(mean_d, e));
     if (sol.has_eta) /* the lambda part kept apart: lambda * 2^-e may have been clamped */
@@ -425,21 +493,15 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         set_diag(obj, DRPO_DIAG_LAMBDA, obj->form == DRPO__FORM_PENALTY
                                             ? obj->param
                                             : ldexp(sol.lambda, e));
-    set_diag(obj, DRPO_DIAG_DIVERGENCE, obj->ops->divergence(m, obj->q, obj->p));
-    set_diag(obj, DRPO_DIAG_ESS, 1.0 / q2);
-    set_diag(obj, DRPO_DIAG_ESS_FRACTION, 1.0 / q2 / (double)n);
-    set_diag(obj, DRPO_DIAG_MAX_WEIGHT, qmax);
-    set_diag(obj, DRPO_DIAG_SUPPORT, support);
     set_diag(obj, DRPO_DIAG_ITERATIONS, sol.iterations);
     set_diag(obj, DRPO_DIAG_TIGHT, sol.tight);
-    /* degenerate: the worst case is the maximum loss (all mass on the argmax set) */
-    set_diag(obj, DRPO_DIAG_DEGENERATE, off_top == 0.0);
+    obj->diag_set |= LAZY_DIAGS;
     obj->solved = 1;
 
     if (weights) { /* scatter back, zero off the support */
         size_t j = 0;
         for (size_t i = 0; i < n; i++)
-            weights[i] = (base && base[i] / base_sum == 0.0) ? 0.0 : obj->q[j++];
+            weights[i] = (base && base[i] == 0.0) ? 0.0 : obj->q[j++];
     }
     if (value)
         *value = v;
