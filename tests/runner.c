@@ -18,6 +18,7 @@ int main(void)
         suite_atomic,
         suite_checkpoint,
         suite_collective,
+        suite_csv,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

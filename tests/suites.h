@@ -15,5 +15,6 @@ Suite *suite_stochastic(void);
 Suite *suite_atomic(void);
 Suite *suite_checkpoint(void);
 Suite *suite_collective(void);
+Suite *suite_csv(void);
 
 #endif
