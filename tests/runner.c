@@ -19,6 +19,7 @@ int main(void)
         suite_checkpoint,
         suite_collective,
         suite_csv,
+        suite_synth,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -16,5 +16,6 @@ Suite *suite_atomic(void);
 Suite *suite_checkpoint(void);
 Suite *suite_collective(void);
 Suite *suite_csv(void);
+Suite *suite_synth(void);
 
 #endif
