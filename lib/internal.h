@@ -120,6 +120,36 @@ void drpo__q_base(const drpo_problem *pb, drpo_solution *sol);
 void drpo__sort_pairs(const drpo_problem *pb);
 void drpo__pairs_sort(drpo_pair *a, size_t n);
 
+/* ---- sorted windows of the gaps (sets/window.c) ------------------------- */
+
+/* Gaps summarised below a bracket [lo, hi), copied and sorted inside it. */
+typedef struct drpo_window {
+    double below_mass, below_s1, below_s2; /* sum p, p d, p d^2 over d < lo */
+    double above_mass;                     /* sum p over d >= hi */
+    const drpo_pair *win;                  /* the gaps in [lo, hi), ascending */
+    size_t n;
+    double next;                           /* smallest gap >= hi, INFINITY if none */
+    double lo, hi;
+} drpo_window;
+
+/* Where the crossing lies relative to a filled window: < 0 below lo, 0
+ * inside (at a gap of the window or at `next`), > 0 above. */
+typedef int (*drpo_window_check)(const drpo_window *w, const void *ctx);
+
+/* A sorted sample of the gaps with masses summing to 1, as a window with
+ * nothing below or above; returns its size, 0 when the problem is small
+ * enough to sort whole.  Uses pb->pairs. */
+size_t drpo__window_sample(const drpo_problem *pb, drpo_window *w);
+/* Cumulative mass of the first k gaps of a window. */
+double drpo__window_level(const drpo_window *w, size_t k);
+/* A bracket of gaps around a level of cumulative mass, from a sample. */
+void drpo__window_bracket(const drpo_window *sample, double level, double *lo, double *hi);
+void drpo__window_fill(const drpo_problem *pb, double lo, double hi, drpo_window *w);
+/* Fill windows from [lo, hi), widening until check says the crossing is
+ * inside (or the window is everything); returns the passes made. */
+int drpo__window_find(const drpo_problem *pb, drpo_window *w, drpo_window_check check,
+                      const void *ctx, double lo, double hi);
+
 /* ---- losses (losses.c) and dense kernels (linalg.c) --------------------- */
 
 drpo_status drpo__loss_check(int32_t kind, double beta, double smoothing);

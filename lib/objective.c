@@ -463,9 +463,9 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (!(qsum > 0.0) || !isfinite(qsum) || !isfinite(sol.value))
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
-    if (qsum < 0.5) { /* tiny weights (chi-square with a penalty that is denormal in gap
-                         space): scale them exactly by a power of two first, or 1/qsum
-                         overflows to inf and q becomes inf and NaN */
+    if (qsum < 0x1p-960) { /* tiny weights (chi-square with a penalty that is denormal in
+                              gap space): scale them exactly by a power of two first, or
+                              1/qsum overflows to inf and q becomes inf and NaN */
         int k = ilogb(qsum);
         for (size_t j = 0; j < m; j++)
             obj->q[j] = ldexp(obj->q[j], -k);

@@ -1,10 +1,10 @@
 /* chi2.c - chi-square ball and penalty, D(q||p) = 1/2 sum p (q/p - 1)^2.
  *
- * Gap space, pairs sorted by gap.  The worst case is q ∝ p (t - d)_+ for a
- * threshold t (t = l_max - eta in gaps), so it puts weight on the k smallest
- * gaps.  Scanning the sorted gaps finds k; the threshold then has a closed
- * form in the active set's mean m and variance V (computed centred, in a
- * second pass, so nearly tied losses lose no digits):
+ * Gap space.  The worst case is q ∝ p (t - d)_+ for a threshold t
+ * (t = l_max - eta in gaps), so it puts weight on the smallest gaps.  A scan
+ * of the gaps in ascending order (only near the crossing: see window.c)
+ * finds the active set; the threshold then has a closed form in its mean m
+ * and variance V (computed centred, so nearly tied losses lose no digits):
  *   penalty lambda: sum p (t - d)_+ = lambda      ->  t = m + lambda / P
  *   radius rho:     A2 / A1^2 = 1 + 2 rho         ->  t = m + sqrt(V / ((1+2rho) P - 1))
  * with P the active mass, A1 = sum p (t-d)_+, A2 = sum p (t-d)_+^2. */
@@ -12,41 +12,111 @@
 
 #include <math.h>
 
+/* The criterion the scan looks for, on the moments (mass, sum p d,
+ * sum p d^2) of the active set {d < t}; monotone in t. */
+typedef struct chi2_form {
+    int penalty;
+    double lambda, c2;
+} chi2_form;
+
+static int crossed(const chi2_form *f, double mass, double s1, double s2, double t)
+{
+    double a1 = mass * t - s1; /* sum p (t - d) */
+    if (f->penalty)
+        return a1 >= f->lambda;
+    double a2 = mass * t * t - 2.0 * t * s1 + s2; /* sum p (t - d)^2 */
+    return a1 > 0.0 && a2 <= f->c2 * a1 * a1;
+}
+
+/* The first breakpoint of a window where the criterion holds: *k window gaps
+ * are then active (k = n: the breakpoint is `next`).  0 if it never does. */
+static int scan(const drpo_window *w, const chi2_form *f, size_t *k)
+{
+    double mass = w->below_mass, s1 = w->below_s1, s2 = w->below_s2;
+    for (size_t i = 0; i < w->n; i++) {
+        double d = w->win[i].d, p = w->win[i].p;
+        if (crossed(f, mass, s1, s2, d)) {
+            *k = i;
+            return 1;
+        }
+        mass += p;
+        s1 += p * d;
+        s2 += p * d * d;
+    }
+    *k = w->n;
+    return isinf(w->next) || crossed(f, mass, s1, s2, w->next);
+}
+
+static int check(const drpo_window *w, const void *ctx)
+{
+    const chi2_form *f = ctx;
+    size_t k;
+    if (!isinf(w->lo) && crossed(f, w->below_mass, w->below_s1, w->below_s2, w->lo))
+        return -1;
+    return scan(w, f, &k) ? 0 : 1;
+}
+
+/* The active set at the crossing: gaps below `limit` (everything if infinite). */
 typedef struct chi2_active {
-    size_t k;    /* active = sorted pairs [0, k) */
-    double mass; /* P (exactly 1 when everything is active) */
-    double mean; /* mean gap of the active set */
-    double var;  /* variance of the active gaps */
+    double limit; /* the breakpoint that ends the piece */
+    double top;   /* largest active gap */
+    double mass;  /* P (exactly 1 when everything is active) */
+    double mean;  /* mean gap of the active set */
+    double var;   /* variance of the active gaps, centred */
 } chi2_active;
 
-static chi2_active active_stats(const drpo_pair *a, size_t k, size_t m)
+static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *passes)
 {
-    chi2_active s = {k, 0.0, 0.0, 0.0};
-    double s1 = 0.0;
-    for (size_t j = 0; j < k; j++) {
-        s.mass += a[j].p;
-        s1 += a[j].p * a[j].d;
+    drpo_window w;
+    double lo = -INFINITY, hi = INFINITY;
+    size_t k;
+    if (drpo__window_sample(pb, &w)) { /* predict the crossing from a sample */
+        scan(&w, f, &k);
+        drpo__window_bracket(&w, drpo__window_level(&w, k), &lo, &hi);
     }
-    s.mean = s1 / s.mass;
-    double s2 = 0.0;
-    for (size_t j = 0; j < k; j++) {
-        double c = a[j].d - s.mean;
-        s2 += a[j].p * c * c;
+    *passes = drpo__window_find(pb, &w, check, f, lo, hi);
+    scan(&w, f, &k);
+    chi2_active s;
+    s.limit = k < w.n ? w.win[k].d : w.next;
+    /* a rough mean from the window's running sums, then one pass of sums
+     * centred on it, so nearly tied gaps lose no digits */
+    double mass = w.below_mass, s1 = w.below_s1;
+    for (size_t i = 0; i < k; i++) {
+        mass += w.win[i].p;
+        s1 += w.win[i].p * w.win[i].d;
     }
-    s.var = s2 / s.mass;
-    if (k == m)
+    double c = s1 / mass, c1 = 0.0, c2 = 0.0, top = 0.0;
+    drpo_ksum m = {0.0, 0.0};
+    for (size_t j = 0; j < pb->m; j++) {
+        double d = pb->d[j];
+        if (d < s.limit) {
+            double p = pb->p[j], x = d - c;
+            drpo__ksum_add(&m, p);
+            c1 += p * x;
+            c2 += p * x * x;
+            top = d > top ? d : top;
+        }
+    }
+    s.mass = drpo__ksum_value(&m);
+    double shift = c1 / s.mass;
+    s.mean = c + shift;
+    s.var = c2 / s.mass - shift * shift;
+    if (s.var < 0.0)
+        s.var = 0.0;
+    s.top = top;
+    if (isinf(s.limit))
         s.mass = 1.0;
     return s;
 }
 
 /* Keep the threshold inside the piece the scan chose: rounding in the
  * running sums may put a closed-form root a hair outside it. */
-static double clamp_to_piece(double t, const drpo_pair *a, size_t k, size_t m)
+static double clamp_to_piece(double t, const chi2_active *s)
 {
-    if (t < a[k - 1].d)
-        t = a[k - 1].d;
-    if (k < m && t > a[k].d)
-        t = a[k].d;
+    if (t < s->top)
+        t = s->top;
+    if (t > s->limit)
+        t = s->limit;
     return t;
 }
 
@@ -70,23 +140,9 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    drpo__sort_pairs(pb);
-    const drpo_pair *a = pb->pairs;
-    size_t k = m;
-    double mass = 0.0, s1 = 0.0;
-    for (size_t j = 1; j < m; j++) { /* g(t) = sum p (t - d)_+ at t = d_j */
-        mass += a[j - 1].p;
-        s1 += a[j - 1].p * a[j - 1].d;
-        if (mass * a[j].d - s1 >= lambda) {
-            k = j;
-            break;
-        }
-    }
-    chi2_active s = active_stats(a, k, m);
-    double t = clamp_to_piece(s.mean + lambda / s.mass, a, k, m);
-    chi2_weights(pb, t);
-    sol->eta = t;
-    if (k == m) { /* everything active: value = mean + Var / (2 lambda), no overflow */
+    chi2_form f = {1, lambda, 0.0};
+    chi2_active s = find_active(pb, &f, &sol->iterations);
+    if (isinf(s.limit)) { /* everything active: value = mean + Var / (2 lambda), no overflow */
         /* q ∝ p (1 + (mean - d) / lambda): p (t - d) / lambda, which, unlike
          * p (t - d), cannot overflow when lambda is huge (a penalty clamped
          * to DBL_MAX in gap space, e.g. penalty 0.3 with denormal losses) */
@@ -97,13 +153,14 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = s.mean; /* eta = mean - lambda, the lambda part kept apart */
         sol->eta_lambda = 1.0;
         sol->value = -s.mean + s.var / (2.0 * lambda);
-    } else { /* dual value at t; lambda < 2 here, so the squares cannot overflow */
-        double a2 = 0.0;
-        for (size_t j = 0; j < k; j++) {
-            double r = t - a[j].d;
-            a2 += a[j].p * r * r;
-        }
-        sol->value = -t + 0.5 * lambda + a2 / (2.0 * lambda);
+    } else { /* lambda < 2 here, so nothing below can overflow */
+        double t = clamp_to_piece(s.mean + lambda / s.mass, &s);
+        chi2_weights(pb, t);
+        sol->eta = t;
+        /* the dual value at t, with sum p (t - d)^2 over the active set
+         * from its centred moments: P (V + (t - mean)^2) */
+        double r = t - s.mean;
+        sol->value = -t + 0.5 * lambda + s.mass * (s.var + r * r) / (2.0 * lambda);
     }
     if (sol->value > 0.0)
         sol->value = 0.0;
@@ -113,7 +170,6 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
 static drpo_status chi2_radius(const drpo_problem *pb, drpo_solution *sol)
 {
     double rho = pb->param, c2 = 1.0 + 2.0 * rho;
-    size_t m = pb->m;
     sol->iterations = 1;
     sol->has_eta = sol->has_lambda = 1;
     if (rho == 0.0) {
@@ -129,23 +185,8 @@ static drpo_status chi2_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = pb->p_top < 1.0 && c2 * pb->p_top == 1.0;
         return DRPO_OK;
     }
-    drpo__sort_pairs(pb);
-    const drpo_pair *a = pb->pairs;
-    size_t k = m;
-    double mass = 0.0, s1 = 0.0, s2 = 0.0;
-    for (size_t j = 1; j < m; j++) { /* h(t) = A2 / A1^2 at t = d_j, decreasing in t */
-        mass += a[j - 1].p;
-        s1 += a[j - 1].p * a[j - 1].d;
-        s2 += a[j - 1].p * a[j - 1].d * a[j - 1].d;
-        double t = a[j].d;
-        double a1 = mass * t - s1;
-        double a2 = mass * t * t - 2.0 * t * s1 + s2;
-        if (a1 > 0.0 && a2 <= c2 * a1 * a1) {
-            k = j;
-            break;
-        }
-    }
-    chi2_active s = active_stats(a, k, m);
+    chi2_form f = {0, 0.0, c2};
+    chi2_active s = find_active(pb, &f, &sol->iterations);
     if (s.var == 0.0) {
         /* the scan stopped on the tied maxima: the radius admits the maximum
          * loss up to rounding in the two orders p_top was summed in */
@@ -156,7 +197,7 @@ static drpo_status chi2_radius(const drpo_problem *pb, drpo_solution *sol)
     }
     double denom = c2 * s.mass - 1.0;
     double delta = denom > 0.0 && s.var > 0.0 ? sqrt(s.var / denom) : 0.0;
-    double t = clamp_to_piece(s.mean + delta, a, k, m);
+    double t = clamp_to_piece(s.mean + delta, &s);
     chi2_weights(pb, t);
     sol->eta = t;
     sol->lambda = s.mass * (t - s.mean); /* q = p (t - d)_+ / lambda sums to one */
