@@ -17,6 +17,21 @@ static double sigmoid(double z)
     return e / (1.0 + e);
 }
 
+/* (1 - e) sigmoid(-z) - e sigmoid(z) = sigmoid(-z) - e, as
+ * ((1 - 2e) - e expm1(z)) / (1 + exp(z)) for z <= 0 (two terms >= 0) and
+ * ((1 - 2e) exp(-z) + e expm1(-z)) / (1 + exp(-z)) for z > 0.  Subtracting
+ * the two sigmoids directly lost all relative accuracy where they nearly
+ * cancel at small |z| (smoothing 0.5 near z = 0: relative error 3e-8 at
+ * z = 1e-9); this form is exact there and cancels only around the root
+ * z = log((1 - e) / e) > 0 of e < 0.5, where the slope is ill-conditioned. */
+static double cdpo_slope(double z, double e)
+{
+    if (z <= 0.0)
+        return ((1.0 - 2.0 * e) - e * expm1(z)) / (1.0 + exp(z));
+    double t = exp(-z);
+    return ((1.0 - 2.0 * e) * t + e * expm1(-z)) / (1.0 + t);
+}
+
 static drpo_status check_loss_params(int32_t kind, double beta, double smoothing)
 {
     if (kind < DRPO_LOSS_BT || kind > DRPO_LOSS_CDPO)
@@ -52,8 +67,10 @@ static void loss_at(int32_t kind, double m, double beta, double eps, double *l, 
         *dl = z < 1.0 ? -beta : 0.0;
         break;
     default: /* DRPO_LOSS_CDPO */
-        *l = (1.0 - eps) * neg_log_sigmoid(z) + eps * neg_log_sigmoid(-z);
-        *dl = -beta * ((1.0 - eps) * sigmoid(-z) - eps * sigmoid(z));
+        /* smoothing 0 is DPO: without the test, beta * m = +inf (a finite
+         * margin times a finite beta) gave 0 * inf = NaN instead of 0 */
+        *l = (1.0 - eps) * neg_log_sigmoid(z) + (eps > 0.0 ? eps * neg_log_sigmoid(-z) : 0.0);
+        *dl = -beta * cdpo_slope(z, eps);
         break;
     }
 }

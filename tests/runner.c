@@ -18,6 +18,8 @@ int main(void)
         suite_atomic,
         suite_checkpoint,
         suite_collective,
+        suite_losses,
+        suite_models,
         suite_csv,
         suite_synth,
     };

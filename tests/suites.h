@@ -15,6 +15,8 @@ Suite *suite_stochastic(void);
 Suite *suite_atomic(void);
 Suite *suite_checkpoint(void);
 Suite *suite_collective(void);
+Suite *suite_losses(void);
+Suite *suite_models(void);
 Suite *suite_csv(void);
 Suite *suite_synth(void);
 
