@@ -4,7 +4,11 @@
 #   make check                build; run the other meson tests and a clang
 #                             -Werror build quietly; run the Check runner last
 #                             (its summary line is the last line of output)
-#   make demo                 build and run examples/drpo-demo
+#   make demo                 build and run the shifted-preference benchmark
+#                             (examples/drpo-bench): tables on stdout, tables
+#                             and SVG plots in out/demo/
+#   make demo-objective       build and run examples/drpo-demo (the worst case
+#                             of one batch under every set)
 #   make install PREFIX=DIR   install under DIR (default /usr/local; DESTDIR
 #                             is honoured for staged installs)
 #   make clean                remove the build directories
@@ -26,7 +30,7 @@ RUNNER := drpo-tests
 
 DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev libblis-dev libxxhash-dev check
 
-.PHONY: all deps build check clang-check demo install clean
+.PHONY: all deps build check clang-check demo demo-objective install clean
 
 all: build
 
@@ -89,7 +93,13 @@ check: build clang-check
 	fi
 	@$(BUILD)/tests/$(RUNNER)
 
+DEMO_OUT ?= out/demo
+
 demo: build
+	@mkdir -p $(DEMO_OUT)
+	@$(BUILD)/examples/drpo-bench --out $(DEMO_OUT)
+
+demo-objective: build
 	@$(BUILD)/examples/drpo-demo
 
 # The prefix is a meson option of build/: set it, rebuild what depends on it
