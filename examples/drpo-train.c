@@ -1129,8 +1129,11 @@ static int write_plot(run *r)
                  mode_names[r->opt.mode]);
     plot_panel *p = plot_add_lines(d, title, "step", "loss on the minibatch");
     int bad = !p;
-    bad = bad || plot_line(p, "robust", r->n_curve, r->c_step, r->c_robust);
-    bad = bad || plot_line(p, "mean", r->n_curve, r->c_step, r->c_mean);
+    if (r->opt.set == DRPO_SET_NONE) /* one line: under ERM the two coincide */
+        bad = bad || plot_line(p, "mean = robust (ERM)", r->n_curve, r->c_step, r->c_mean);
+    else
+        bad = bad || plot_line(p, "robust", r->n_curve, r->c_step, r->c_robust) ||
+              plot_line(p, "mean", r->n_curve, r->c_step, r->c_mean);
     if (!bad && !r->n_curve)
         bad = plot_note(p, "no steps were run");
 
