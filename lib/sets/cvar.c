@@ -1,6 +1,7 @@
 /* cvar.c - conditional value at risk: q <= p / alpha.
  *
- * Gap space, pairs sorted by gap.  Fill q = p / alpha from the smallest gap
+ * Gap space (the order of the gaps near the threshold only: window.c).
+ * Fill q = p / alpha from the smallest gap
  * (largest loss) until mass 1; the gap where the mass runs out is the
  * threshold t (VaR: eta = l_max - t).  Value in the tie-insensitive dual
  * form  -t + sum p (t - d)_+ / alpha; the mass left for the tied gaps at t is
@@ -8,6 +9,16 @@
 #include "../internal.h"
 
 #include <math.h>
+
+/* The crossing: the first gap, ascending, at which the cumulative mass
+ * reaches alpha. */
+static int check(const drpo_window *w, const void *ctx)
+{
+    double alpha = *(const double *)ctx;
+    if (w->below_mass >= alpha)
+        return -1;
+    return w->below_mass + drpo__window_level(w, w->n) >= alpha || isinf(w->hi) ? 0 : 1;
+}
 
 static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
 {
@@ -20,30 +31,38 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    drpo__sort_pairs(pb);
-    const drpo_pair *a = pb->pairs;
+    drpo_window w;
+    double lo = -INFINITY, hi = INFINITY;
+    if (drpo__window_sample(pb, &w))
+        drpo__window_bracket(&w, alpha, &lo, &hi);
+    sol->iterations = drpo__window_find(pb, &w, check, &alpha, lo, hi);
+
     /* compensated sums: with plain ones, at n = 10^5 the tie group's share
      * `rest` could be off by ~1e-11 and break its cap p/alpha */
-    double t = a[m - 1].d;
-    drpo_ksum cum = {0.0, 0.0}, below_k = {0.0, 0.0}, at_k = {0.0, 0.0};
-    for (size_t j = 0; j < m; j++) {
-        drpo__ksum_add(&cum, a[j].p);
+    drpo_ksum cum = {w.below_mass, 0.0};
+    double t = w.n ? w.win[w.n - 1].d : w.next;
+    for (size_t i = 0; i < w.n; i++) {
+        drpo__ksum_add(&cum, w.win[i].p);
         if (drpo__ksum_value(&cum) >= alpha) {
-            t = a[j].d;
+            t = w.win[i].d;
             break;
         }
     }
-    double excess = 0.0; /* sum p (t - d)_+; below_k, at_k: mass with d < t, d == t */
-    for (size_t j = 0; j < m; j++) {
-        double d = pb->d[j];
-        if (d < t) {
-            drpo__ksum_add(&below_k, pb->p[j]);
-            excess += pb->p[j] * (t - d);
-        } else if (d == t) {
-            drpo__ksum_add(&at_k, pb->p[j]);
+    /* masses with d < t and d == t, and sum p (t - d)_+, from the window */
+    drpo_ksum below_k = {w.below_mass, 0.0}, at_k = {0.0, 0.0};
+    double s1 = w.below_s1;
+    for (size_t i = 0; i < w.n && w.win[i].d <= t; i++) {
+        if (w.win[i].d < t) {
+            drpo__ksum_add(&below_k, w.win[i].p);
+            s1 += w.win[i].p * w.win[i].d;
+        } else {
+            drpo__ksum_add(&at_k, w.win[i].p);
         }
     }
     double below = drpo__ksum_value(&below_k), at = drpo__ksum_value(&at_k);
+    double excess = t * below - s1;
+    if (excess < 0.0)
+        excess = 0.0;
     double rest = 1.0 - below / alpha; /* mass for the tie group at t */
     if (rest < 0.0)
         rest = 0.0;

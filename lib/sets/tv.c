@@ -20,6 +20,16 @@ static void add_to_top(const drpo_problem *pb, double mass)
             pb->q[j] += mass * pb->p[j] / pb->p_top;
 }
 
+/* The crossing, scanning down from the largest gap: the gap at which the
+ * mass from the top reaches rho. */
+static int check(const drpo_window *w, const void *ctx)
+{
+    double rho = *(const double *)ctx;
+    if (w->above_mass >= rho)
+        return 1;
+    return w->above_mass + drpo__window_level(w, w->n) >= rho || isinf(w->lo) ? 0 : -1;
+}
+
 static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
 {
     double rho = pb->param;
@@ -39,17 +49,22 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = rho == 1.0 - pb->p_top && pb->p_top < 1.0;
         return DRPO_OK;
     }
-    drpo__sort_pairs(pb);
-    const drpo_pair *a = pb->pairs;
-    double b = a[0].d, cum = 0.0;
-    for (size_t j = m; j-- > 0;) {
-        cum += a[j].p;
+    drpo_window w;
+    double lo = -INFINITY, hi = INFINITY;
+    if (drpo__window_sample(pb, &w))
+        drpo__window_bracket(&w, 1.0 - rho, &lo, &hi);
+    sol->iterations = drpo__window_find(pb, &w, check, &rho, lo, hi);
+    double b = w.n ? w.win[0].d : 0.0, cum = w.above_mass;
+    for (size_t i = w.n; i-- > 0;) {
+        cum += w.win[i].p;
         if (cum >= rho) {
-            b = a[j].d;
+            b = w.win[i].d;
             break;
         }
     }
-    double above = 0.0, at = 0.0, excess = 0.0; /* mass with d > b, d == b; sum p (d - b)_+ */
+    /* mass with d > b and d == b, sum p (d - b)_+: from the window and one
+     * pass for the gaps above it */
+    double above = 0.0, at = 0.0, excess = 0.0;
     for (size_t j = 0; j < m; j++) {
         double d = pb->d[j];
         if (d > b) {
@@ -64,11 +79,11 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         take = 0.0;
     if (take > at)
         take = at;
+    double add = (above + take) / pb->p_top; /* added to the argmax set, per unit of p */
     for (size_t j = 0; j < m; j++) {
-        double d = pb->d[j];
-        pb->q[j] = d > b ? 0.0 : d == b ? pb->p[j] * (1.0 - take / at) : pb->p[j];
+        double d = pb->d[j], p = pb->p[j];
+        pb->q[j] = d > b ? 0.0 : d == b ? p * (1.0 - take / at) : d == 0.0 ? p + add * p : p;
     }
-    add_to_top(pb, above + take);
     sol->eta = b;
     sol->lambda = b; /* d value / d rho = l_max - eta */
     sol->value = -pb->mean_d + rho * b + excess;
