@@ -8,11 +8,31 @@
 /* Bounds that keep a positive dual away from 0 and infinity. */
 #define DUAL_MIN 1e-8
 #define DUAL_MAX 1e8
-#define EXP_CAP 700.0 /* exp(700) ~ 1e304: finite; a larger exponent is clamped */
+/* KL weights exp(z) are kept at most exp(Z_CAP) ~ 1e13 times the base: the
+ * normaliser (eta, mu) is raised to meet the batch's largest loss when it
+ * lags further behind than that. */
+#define Z_CAP 30.0
 
 static double clamp(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
-static double capped_exp(double x) { return exp(x > EXP_CAP ? EXP_CAP : x); }
+static double largest(size_t n, const double *x)
+{
+    double m = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* A positive dual takes the plain SGD step, x - lr g, but never leaves
+ * [x / e, x e] in one step: an unbounded step can take x from the loss
+ * scale to its floor at once (all losses tied at the start, a large
+ * gradient while x is small), after which the weights exp(z / x) or r / x
+ * overflow and training cannot recover. */
+static double positive_step(double x, double lr, double g)
+{
+    const double e = 2.718281828459045;
+    return clamp(clamp(x - lr * g, x / e, x * e), DUAL_MIN, DUAL_MAX);
+}
 
 void drpo__duals_init(drpo_duals *d, const drpo_objective_config *cfg, const drpo_objective *obj,
                       double scale)
@@ -97,23 +117,25 @@ double drpo__duals_weights(const drpo_duals *d, const drpo_objective_config *cfg
             double g_eta = 1.0 - c * s1 / aux, g_t = 0.5 * c * (1.0 - s2 / (aux * aux));
             *dual_grad = sqrt(g_eta * g_eta + g_t * g_t);
             next->eta = eta - lr * g_eta;
-            next->aux = clamp(aux - lr * g_t, DUAL_MIN, DUAL_MAX);
+            next->aux = positive_step(aux, lr, g_t);
         }
         break;
     }
     case DRPO_SET_KL:
         if (cfg->form == DRPO__FORM_PENALTY) { /* lambda (eta + E exp(l/lambda - eta) - 1) */
+            eta = fmax(eta, largest(n, loss) / p - Z_CAP);
             for (size_t u = 0; u < n; u++) {
-                a[u] = capped_exp(loss[u] / p - eta);
+                a[u] = exp(loss[u] / p - eta);
                 s0 += base[u] * a[u];
             }
             value = p * (eta + s0 - 1.0);
             *dual_grad = fabs(p * (1.0 - s0));
             next->eta = eta - lr * p * (1.0 - s0);
         } else { /* lambda rho + mu + lambda E exp((l - mu)/lambda) - lambda */
+            eta = fmax(eta, largest(n, loss) - Z_CAP * aux);
             for (size_t u = 0; u < n; u++) {
                 double z = (loss[u] - eta) / aux;
-                a[u] = capped_exp(z);
+                a[u] = exp(z);
                 s0 += base[u] * a[u];
                 s1 += base[u] * a[u] * z;
             }
@@ -121,7 +143,7 @@ double drpo__duals_weights(const drpo_duals *d, const drpo_objective_config *cfg
             double g_mu = 1.0 - s0, g_l = p + s0 - s1 - 1.0;
             *dual_grad = sqrt(g_mu * g_mu + g_l * g_l);
             next->eta = eta - lr * g_mu;
-            next->aux = clamp(aux - lr * g_l, DUAL_MIN, DUAL_MAX);
+            next->aux = positive_step(aux, lr, g_l);
         }
         break;
     default: /* none: the mean */

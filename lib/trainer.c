@@ -303,6 +303,9 @@ static drpo_status check_config(drpo_trainer *t, const drpo_batch *b,
     if ((size_t)cfg->groups != t->G)
         return drpo__fail(t->err, DRPO_ERR_STATE,
                           "the objective's group count changed after the trainer was created");
+    if (cfg->mode == DRPO_MODE_GROUP && t->G == 0)
+        return drpo__fail(t->err, DRPO_ERR_STATE,
+                          "group mode needs DRPO_PARAM_GROUPS set before the trainer is created");
     if (t->G && b->max_group >= (int32_t)t->G)
         return drpo__fail(t->err, DRPO_ERR_PARAM_RANGE,
                           "the batch has group id %d but the objective has %zu groups",
@@ -693,7 +696,8 @@ drpo_status drpo_trainer_diag(const drpo_trainer *t, int32_t key, double *value)
         return DRPO_OK;
     }
     if (!(t->diag_set & (1u << key)))
-        return t->steps == 0 ? DRPO_ERR_NO_SOLUTION : DRPO_ERR_UNAVAILABLE;
+        return t->diag_set & (1u << DRPO_TDIAG_ROBUST) ? DRPO_ERR_UNAVAILABLE
+                                                       : DRPO_ERR_NO_SOLUTION;
     *value = t->diag[key];
     return DRPO_OK;
 }
@@ -707,7 +711,7 @@ drpo_status drpo_trainer_group_diag(const drpo_trainer *t, int32_t group, int32_
         return DRPO_ERR_KEY;
     if (group < 0 || (size_t)group >= t->G)
         return DRPO_ERR_PARAM_RANGE;
-    if (t->hist_len == 0)
+    if (!(t->diag_set & (1u << DRPO_TDIAG_ROBUST))) /* no step in this process yet */
         return DRPO_ERR_NO_SOLUTION;
     *value = t->gdiag[3 * (size_t)group + (size_t)(key - 1)];
     return DRPO_OK;
@@ -731,8 +735,13 @@ drpo_status drpo_trainer_test(drpo_trainer *t)
     if (t->test.max_steps > 0 && (double)t->steps >= t->test.max_steps)
         return converged(t, 3);
     if (t->diag_set & (1u << DRPO_TDIAG_GRAD_NORM)) {
-        double pn = t->diag[DRPO_TDIAG_PARAM_NORM];
-        if (t->diag[DRPO_TDIAG_GRAD_NORM] <= t->test.grad_tol * (pn > 1.0 ? pn : 1.0))
+        /* strict: a gradient that is exactly 0 because every weight was 0
+         * (a batch below a CVaR threshold) must not pass with tolerance 0;
+         * in stochastic mode the duals must have settled too */
+        double pn = t->diag[DRPO_TDIAG_PARAM_NORM], tol = t->test.grad_tol * (pn > 1.0 ? pn : 1.0);
+        int duals_settled = !(t->diag_set & (1u << DRPO_TDIAG_DUAL_GRAD)) ||
+                            t->diag[DRPO_TDIAG_DUAL_GRAD] < tol;
+        if (t->diag[DRPO_TDIAG_GRAD_NORM] < tol && duals_settled)
             return converged(t, 1);
     }
     uint32_t w = (uint32_t)t->test.window, size = DRPO__MAX_WINDOW + 1;
