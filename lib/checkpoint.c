@@ -372,7 +372,8 @@ static drpo_status read_file(drpo_trainer *t, FILE *f, const char *path, staged_
                           "%s was saved with ambiguity set %d; the objective has set %d", path,
                           (int)s->cfg.set, (int)mine.set);
     int ok = config_valid(&s->cfg) && s->duals.init <= 1 && s->hist_len <= HIST_SIZE &&
-             s->hist_pos < HIST_SIZE && (int)s->k == drpo__optim_moments((int32_t)s->options[1]);
+             s->hist_pos < HIST_SIZE && /* moments: none yet (saved before the first step), or the optimiser's */
+             (s->k == 0 || (int)s->k == drpo__optim_moments((int32_t)s->options[1]));
     for (int32_t k = 1; k < DRPO__NOPT; k++)
         ok = ok && drpo__trainer_option_valid(k, s->options[k]);
     if (!ok)
@@ -420,6 +421,12 @@ drpo_status drpo_trainer_load(drpo_trainer *t, const char *path)
         memcpy(t->model->params, s.params, n * sizeof(float));
     t->m1 = m1;
     t->m2 = m2;
+    if (s.k == 0) { /* saved before the first step: the moments start at zero */
+        if (t->m1)
+            memset(t->m1, 0, n * sizeof(float));
+        if (t->m2)
+            memset(t->m2, 0, n * sizeof(float));
+    }
     if (s.k >= 1)
         memcpy(t->m1, s.m1, n * sizeof(float));
     if (s.k >= 2)

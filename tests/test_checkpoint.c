@@ -89,6 +89,39 @@ START_TEST(test_resume_bitwise)
 }
 END_TEST
 
+/* A file saved before the first step (no optimiser moments yet) loads, and
+ * training from it matches training from the start bitwise. */
+START_TEST(test_save_before_first_step)
+{
+    const tm_cfg *c = &ccfgs[0]; /* AdamW: two moments once it steps */
+    char dir[TM_PATH], path[TM_PATH + 16];
+    tm_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    tm_run a, b;
+    tm_run_open(&a, c);
+    tm_run_open(&b, c);
+    ck_assert_int_eq(drpo_trainer_save(b.t, path), DRPO_OK);
+    for (int s = 0; s < 3; s++) { /* b steps, then goes back to its start */
+        tm_run_batch(&b, s, 6);
+        ck_assert_int_eq(drpo_trainer_step(b.t, b.b), DRPO_OK);
+    }
+    for (size_t i = 0; i < TM_RUN_D; i++)
+        drpo_model_params(b.model)[i] = 0.0f;
+    ck_assert_int_eq(drpo_trainer_load(b.t, path), DRPO_OK);
+    for (int s = 0; s < 5; s++) {
+        tm_run_batch(&a, s, 6);
+        tm_run_batch(&b, s, 6);
+        ck_assert_int_eq(drpo_trainer_step(a.t, a.b), DRPO_OK);
+        ck_assert_int_eq(drpo_trainer_step(b.t, b.b), DRPO_OK);
+    }
+    ck_assert(memcmp(drpo_model_params(a.model), drpo_model_params(b.model),
+                     TM_RUN_D * sizeof(float)) == 0);
+    tm_run_close(&a);
+    tm_run_close(&b);
+    tm_rmdir(dir);
+}
+END_TEST
+
 /* A group-mode AdamW trainer after some steps, its file, and a victim
  * trainer (same configuration, other history) whose state must survive. */
 typedef struct damage_setup {
@@ -291,6 +324,7 @@ Suite *suite_checkpoint(void)
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("checkpoint");
     tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_save_before_first_step);
     tcase_add_loop_test(tc, test_resume_bitwise, 0, (int)(sizeof ccfgs / sizeof ccfgs[0]));
     tcase_add_test(tc, test_truncated_files);
     tcase_add_test(tc, test_bit_flips);
