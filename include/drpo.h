@@ -448,6 +448,10 @@ DRPO_API drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, s
                                                  const float *diff, int32_t loss_kind,
                                                  double beta, double smoothing,
                                                  const float *theta_ref);
+/* The same with a custom allocator for the model and its scratch. */
+DRPO_API drpo_status drpo_pairwise_linear_create_with_allocator(
+    drpo_model **out, size_t dim, size_t rows, const float *diff, int32_t loss_kind, double beta,
+    double smoothing, const float *theta_ref, const drpo_allocator *alloc);
 
 /* A log-linear softmax policy over a finite candidate set per prompt, for the
  * policy step of reward-based RLHF.  Prompt i has candidates
@@ -464,6 +468,10 @@ DRPO_API drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, si
                                                 const size_t *offsets, const float *features,
                                                 const double *rewards, const float *theta_ref,
                                                 double beta);
+/* The same with a custom allocator for the model and its scratch. */
+DRPO_API drpo_status drpo_softmax_policy_create_with_allocator(
+    drpo_model **out, size_t dim, size_t n_prompts, const size_t *offsets, const float *features,
+    const double *rewards, const float *theta_ref, double beta, const drpo_allocator *alloc);
 /* For prompt i under the model's current parameters: E_{k~pi} reward_k
  * (reward: per-candidate values, e.g. the true reward, NULL = the model's
  * rewards) and KL(pi(.|i) || pi_ref(.|i)).  Either output may be NULL.

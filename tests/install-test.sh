@@ -62,6 +62,12 @@ bad=$(nm -D --defined-only "$so" | awk '!($2 == "A" && $3 ~ /^DRPO_[0-9.]+$/) &&
 [ -z "$bad" ] || fail "libdrpo.so exports symbols outside drpo_*: $(tr '\n' ' ' <<<"$bad")"
 nexport=$(nm -D --defined-only "$so" | awk '$3 ~ /^drpo_/' | wc -l)
 [ "$nexport" -gt 0 ] || fail "libdrpo.so exports no drpo_* symbol"
+# every function the header declares is exported (lib/libdrpo.map lists them)
+declared=$(tr '\n' ' ' <"$header" | grep -oE 'DRPO_API [^;(]*\(' | grep -oE 'drpo_[a-z0-9_]+\($' | tr -d '(' | sort -u)
+exported=$(nm -D --defined-only "$so" | awk '{ print $3 }' | sed 's/@.*//' | sort -u)
+missing=$(comm -23 <(echo "$declared") <(echo "$exported"))
+[ -z "$missing" ] || fail "declared in drpo.h but not exported (add to lib/libdrpo.map): $(tr '\n' ' ' <<<"$missing")"
+[ "$(wc -l <<<"$declared")" -gt 40 ] || fail "could not read the header's declarations"
 
 # ---- a consumer program ---------------------------------------------------
 cat >"$stage/app.c" <<'EOF'

@@ -124,9 +124,11 @@ static int pl_backward(void *user, const float *params, const drpo_batch *b, con
     return 0;
 }
 
-drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, size_t rows,
-                                        const float *diff, int32_t loss_kind, double beta,
-                                        double smoothing, const float *theta_ref)
+drpo_status drpo_pairwise_linear_create_with_allocator(drpo_model **out, size_t dim, size_t rows,
+                                                       const float *diff, int32_t loss_kind,
+                                                       double beta, double smoothing,
+                                                       const float *theta_ref,
+                                                       const drpo_allocator *alloc)
 {
     if (!out)
         return DRPO_ERR_NULL;
@@ -139,7 +141,8 @@ drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, size_t row
     if (st != DRPO_OK)
         return st;
     drpo_allocator a;
-    drpo__allocator_init(&a, NULL);
+    if (drpo__allocator_init(&a, alloc) != DRPO_OK)
+        return DRPO_ERR_PARAM_RANGE;
     pairwise_linear *pl = drpo__malloc(&a, sizeof *pl);
     if (!pl)
         return DRPO_ERR_NOMEM;
@@ -162,4 +165,12 @@ drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, size_t row
     }
     drpo_model_callbacks cb = {sizeof cb, pl_forward, pl_backward, pl_free};
     return drpo__builtin_model(out, dim, &cb, pl, &a);
+}
+
+drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, size_t rows,
+                                        const float *diff, int32_t loss_kind, double beta,
+                                        double smoothing, const float *theta_ref)
+{
+    return drpo_pairwise_linear_create_with_allocator(out, dim, rows, diff, loss_kind, beta,
+                                                      smoothing, theta_ref, NULL);
 }

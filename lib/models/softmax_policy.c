@@ -116,9 +116,11 @@ static int sp_backward(void *user, const float *params, const drpo_batch *b, con
     return 0;
 }
 
-drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, size_t n_prompts,
-                                       const size_t *offsets, const float *features,
-                                       const double *rewards, const float *theta_ref, double beta)
+drpo_status drpo_softmax_policy_create_with_allocator(drpo_model **out, size_t dim,
+                                                      size_t n_prompts, const size_t *offsets,
+                                                      const float *features, const double *rewards,
+                                                      const float *theta_ref, double beta,
+                                                      const drpo_allocator *alloc)
 {
     if (!out)
         return DRPO_ERR_NULL;
@@ -137,7 +139,8 @@ drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, size_t n_pr
     if (!(beta >= 0.0) || !isfinite(beta))
         return DRPO_ERR_PARAM_RANGE;
     drpo_allocator a;
-    drpo__allocator_init(&a, NULL);
+    if (drpo__allocator_init(&a, alloc) != DRPO_OK)
+        return DRPO_ERR_PARAM_RANGE;
     softmax_policy *sp = drpo__malloc(&a, sizeof *sp);
     if (!sp)
         return DRPO_ERR_NOMEM;
@@ -167,6 +170,14 @@ drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, size_t n_pr
     drpo__free(&a, zero);
     drpo_model_callbacks cb = {sizeof cb, sp_forward, sp_backward, sp_free};
     return drpo__builtin_model(out, dim, &cb, sp, &a);
+}
+
+drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, size_t n_prompts,
+                                       const size_t *offsets, const float *features,
+                                       const double *rewards, const float *theta_ref, double beta)
+{
+    return drpo_softmax_policy_create_with_allocator(out, dim, n_prompts, offsets, features,
+                                                     rewards, theta_ref, beta, NULL);
 }
 
 drpo_status drpo_softmax_policy_stats(const drpo_model *m, size_t prompt, const double *reward,
