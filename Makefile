@@ -28,7 +28,8 @@ NINJA       ?= ninja
 # The Check runner: `make check` runs it last, on its own.
 RUNNER := drpo-tests
 
-DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev libblis-dev libxxhash-dev check
+DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev libblis-dev libxxhash-dev check \
+                python3-numpy
 
 .PHONY: all deps build check clang-check demo demo-objective install clean
 
