@@ -13,7 +13,14 @@
  * Written to a temporary file in the same directory, fsync'd, renamed over
  * the target and the directory fsync'd: a reader sees the old file or the
  * new one, never a mix.  Loading reads and checks everything into staging
- * buffers before it changes anything. */
+ * buffers before it changes anything.
+ *
+ * I/O runs on raw file descriptors (open/read/write/fsync/rename, O_CLOEXEC)
+ * through one buffer taken from the trainer's allocator (issue 7): stdio's
+ * FILE buffers are allocated by libc behind the handle's allocator, so they
+ * are not used here.  A killed save leaves at most its own temporary file
+ * (<path>.tmp.XXXXXX) behind; the target is always the old or the new file. */
+#define _GNU_SOURCE /* mkostemp */
 #define XXH_STATIC_LINKING_ONLY
 #include "trainer.h"
 
@@ -23,28 +30,87 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #define MAGIC "DRPOCKPT"
 #define FORMAT_VERSION 1u
 #define HIST_SIZE (DRPO__MAX_WINDOW + 1)
+/* The I/O buffer of a save or a load (from the trainer's allocator). */
+#define IO_BUF 65536
+
+/* write(2) all of p, retrying on EINTR and short writes; 0 or -1 (errno). */
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* read(2) up to n bytes, retrying on EINTR and short reads; the count read
+ * (< n only at end of file) or -1. */
+static ssize_t read_full(int fd, unsigned char *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, p + got, n - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
 
 /* ---- writing -------------------------------------------------------------- */
 
 typedef struct writer {
-    FILE *f;
+    int fd;
+    unsigned char *buf; /* IO_BUF bytes */
+    size_t len;
     XXH3_state_t hash;
-    int failed;
+    int failed, err;
 } writer;
+
+/* Hash and write out what the buffer holds. */
+static void flush(writer *w)
+{
+    if (w->failed || w->len == 0)
+        return;
+    XXH3_64bits_update(&w->hash, w->buf, w->len);
+    if (write_all(w->fd, w->buf, w->len) != 0) {
+        w->failed = 1;
+        w->err = errno;
+    }
+    w->len = 0;
+}
 
 static void put(writer *w, const void *p, size_t n)
 {
-    if (w->failed)
-        return;
-    XXH3_64bits_update(&w->hash, p, n);
-    if (fwrite(p, 1, n, w->f) != n)
-        w->failed = 1;
+    const unsigned char *src = p;
+    while (n > 0 && !w->failed) {
+        if (w->len == IO_BUF)
+            flush(w);
+        size_t k = IO_BUF - w->len < n ? IO_BUF - w->len : n;
+        memcpy(w->buf + w->len, src, k);
+        w->len += k;
+        src += k;
+        n -= k;
+    }
 }
 
 static void put_u32(writer *w, uint32_t v)
@@ -70,12 +136,20 @@ static void put_f64(writer *w, double v)
     put_u64(w, u);
 }
 
+/* Encoded straight into the buffer (a checkpoint is mostly these arrays). */
 static void put_f32s(writer *w, const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !w->failed; i++) {
+        if (IO_BUF - w->len < 4)
+            flush(w);
         uint32_t u;
         memcpy(&u, &x[i], 4);
-        put_u32(w, u);
+        unsigned char *b = w->buf + w->len;
+        b[0] = (unsigned char)u;
+        b[1] = (unsigned char)(u >> 8);
+        b[2] = (unsigned char)(u >> 16);
+        b[3] = (unsigned char)(u >> 24);
+        w->len += 4;
     }
 }
 
@@ -129,7 +203,7 @@ static int sync_parent(const char *path, char *tmp)
         memcpy(tmp, path, (size_t)(slash - path));
         tmp[slash - path] = '\0';
     }
-    int fd = open(tmp, O_RDONLY | O_DIRECTORY);
+    int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     int rc = fsync(fd);
@@ -143,68 +217,89 @@ drpo_status drpo_trainer_save(const drpo_trainer *tc, const char *path)
         return DRPO_ERR_NULL;
     drpo_trainer *t = (drpo_trainer *)tc; /* only its error buffer is written */
     size_t len = strlen(path);
-    char *tmp = drpo__malloc(&t->alloc, len + 16);
-    if (!tmp)
+    if (len > SIZE_MAX - IO_BUF - 16)
+        return drpo__fail(t->err, DRPO_ERR_IO, "the path is too long");
+    /* the I/O buffer and the temporary file's name, one allocation */
+    unsigned char *block = drpo__malloc(&t->alloc, IO_BUF + len + 16);
+    if (!block)
         return drpo__fail(t->err, DRPO_ERR_NOMEM, "cannot allocate a file name");
+    char *tmp = (char *)block + IO_BUF;
     memcpy(tmp, path, len);
     memcpy(tmp + len, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         drpo_status st = drpo__fail(t->err, DRPO_ERR_IO, "cannot create %s: %s", tmp,
                                     strerror(errno));
-        drpo__free(&t->alloc, tmp);
+        drpo__free(&t->alloc, block);
         return st;
     }
     writer w;
     memset(&w, 0, sizeof w);
-    w.f = fdopen(fd, "wb");
-    if (!w.f) {
-        close(fd);
-        w.failed = 1;
-    } else {
-        XXH3_64bits_reset(&w.hash);
-        write_state(&w, t);
+    w.fd = fd;
+    w.buf = block;
+    XXH3_64bits_reset(&w.hash);
+    write_state(&w, t);
+    flush(&w);
+    if (!w.failed) {
         XXH64_canonical_t c;
         XXH64_canonicalFromHash(&c, XXH3_64bits_digest(&w.hash));
-        if (!w.failed && fwrite(c.digest, 1, 8, w.f) != 8)
+        if (write_all(fd, c.digest, 8) != 0 || fsync(fd) != 0) {
             w.failed = 1;
-        if (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0)
-            w.failed = 1;
-        if (fclose(w.f) != 0)
-            w.failed = 1;
+            w.err = errno;
+        }
     }
-    int err = errno;
+    if (close(fd) != 0 && !w.failed) {
+        w.failed = 1;
+        w.err = errno;
+    }
     if (!w.failed && rename(tmp, path) != 0) {
         w.failed = 1;
-        err = errno;
+        w.err = errno;
     }
     drpo_status st = DRPO_OK;
     if (w.failed) {
         unlink(tmp);
-        st = drpo__fail(t->err, DRPO_ERR_IO, "cannot write %s: %s", path, strerror(err));
+        st = drpo__fail(t->err, DRPO_ERR_IO, "cannot write %s: %s", path, strerror(w.err));
     } else {
         sync_parent(path, tmp); /* best effort: the data itself is already durable */
     }
-    drpo__free(&t->alloc, tmp);
+    drpo__free(&t->alloc, block);
     return st;
 }
 
 /* ---- reading -------------------------------------------------------------- */
 
 typedef struct reader {
-    FILE *f;
+    int fd;
+    unsigned char *buf; /* IO_BUF bytes */
+    size_t pos, len;    /* unread bytes: buf[pos, len) */
     XXH3_state_t hash;
     int short_read;
 } reader;
 
+/* The next n bytes into p (zeros after a short read), hashed. */
 static void get(reader *r, void *p, size_t n)
 {
-    if (r->short_read || fread(p, 1, n, r->f) != n) {
-        r->short_read = 1;
-        memset(p, 0, n);
-        return;
+    unsigned char *dst = p;
+    while (n > 0 && !r->short_read) {
+        if (r->pos == r->len) {
+            ssize_t k = read_full(r->fd, r->buf, IO_BUF);
+            if (k <= 0) {
+                r->short_read = 1;
+                break;
+            }
+            r->pos = 0;
+            r->len = (size_t)k;
+        }
+        size_t k = r->len - r->pos < n ? r->len - r->pos : n;
+        memcpy(dst, r->buf + r->pos, k);
+        XXH3_64bits_update(&r->hash, dst, k);
+        r->pos += k;
+        dst += k;
+        n -= k;
     }
-    XXH3_64bits_update(&r->hash, p, n);
+    if (n > 0)
+        memset(dst, 0, n);
 }
 
 static uint32_t get_u32(reader *r)
@@ -228,11 +323,15 @@ static double get_f64(reader *r)
     return v;
 }
 
+/* n little-endian floats: the bytes read in place, then decoded. */
 static void get_f32s(reader *r, float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = get_u32(r);
-        memcpy(&x[i], &u, 4);
+    get(r, x, n * 4);
+    unsigned char *b = (unsigned char *)x;
+    for (size_t i = 0; i < n; i++, b += 4) {
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                     (uint32_t)b[3] << 24;
+        memcpy(b, &u, 4);
     }
 }
 
@@ -271,39 +370,53 @@ static int config_valid(const drpo_objective_config *c)
  * (a short read yields version 0) or one with a damaged size field was
  * reported as DRPO_ERR_INCOMPATIBLE instead of DRPO_ERR_CORRUPT.  Returns 1
  * if every byte before the last 8 hashes to them, with f rewound. */
-static int checksum_ok(FILE *f)
+static int checksum_ok(reader *r)
 {
-    if (fseek(f, 0, SEEK_END) != 0)
-        return 0;
-    long size = ftell(f);
-    if (size < 8 || fseek(f, 0, SEEK_SET) != 0)
+    struct stat sb;
+    if (fstat(r->fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 8)
         return 0;
     XXH3_state_t h;
     XXH3_64bits_reset(&h);
-    unsigned char buf[4096];
-    for (long left = size - 8; left > 0;) {
-        size_t k = left > (long)sizeof buf ? sizeof buf : (size_t)left;
-        if (fread(buf, 1, k, f) != k)
+    unsigned char tail[8];
+    size_t have = 0; /* bytes of the current tail candidate in `tail` */
+    for (;;) {       /* every byte but the last 8 is hashed, whatever the size says */
+        ssize_t k = read_full(r->fd, r->buf, IO_BUF);
+        if (k < 0)
             return 0;
-        XXH3_64bits_update(&h, buf, k);
-        left -= (long)k;
+        if (k == 0)
+            break;
+        size_t n = (size_t)k;
+        /* the previous tail is followed by more data: it is hashed now */
+        size_t keep = n >= 8 ? 0 : 8 - n; /* old tail bytes still in the last 8 */
+        if (have > keep) {
+            XXH3_64bits_update(&h, tail, have - keep);
+            memmove(tail, tail + have - keep, keep);
+            have = keep;
+        }
+        if (n > 8)
+            XXH3_64bits_update(&h, r->buf, n - 8);
+        size_t from = n > 8 ? n - 8 : 0;
+        memcpy(tail + have, r->buf + from, n - from);
+        have += n - from;
     }
-    XXH64_canonical_t c;
-    if (fread(c.digest, 1, 8, f) != 8)
+    if (have != 8)
         return 0;
+    XXH64_canonical_t c;
+    memcpy(c.digest, tail, 8);
     int ok = XXH64_hashFromCanonical(&c) == XXH3_64bits_digest(&h);
-    return fseek(f, 0, SEEK_SET) == 0 && ok;
+    return lseek(r->fd, 0, SEEK_SET) == 0 && ok;
 }
 
-static drpo_status read_file(drpo_trainer *t, FILE *f, const char *path, staged_state *s,
-                             void **block)
+static drpo_status read_file(drpo_trainer *t, int fd, unsigned char *buf, const char *path,
+                             staged_state *s, void **block)
 {
-    if (!checksum_ok(f))
-        return drpo__fail(t->err, DRPO_ERR_CORRUPT,
-                          "%s is truncated, damaged or not a libdrpo checkpoint", path);
     reader r;
     memset(&r, 0, sizeof r);
-    r.f = f;
+    r.fd = fd;
+    r.buf = buf;
+    if (!checksum_ok(&r))
+        return drpo__fail(t->err, DRPO_ERR_CORRUPT,
+                          "%s is truncated, damaged or not a libdrpo checkpoint", path);
     XXH3_64bits_reset(&r.hash);
     char magic[8];
     get(&r, magic, 8);
@@ -359,11 +472,14 @@ static drpo_status read_file(drpo_trainer *t, FILE *f, const char *path, staged_
         s->history[i] = get_f64(&r);
     XXH64_hash_t want = XXH3_64bits_digest(&r.hash);
     XXH64_canonical_t c;
-    if (r.short_read || fread(c.digest, 1, 8, f) != 8)
+    get(&r, c.digest, 8); /* (hashes them too, after `want` was taken) */
+    if (r.short_read)
         return drpo__fail(t->err, DRPO_ERR_CORRUPT, "%s is truncated", path);
     if (XXH64_hashFromCanonical(&c) != want)
         return drpo__fail(t->err, DRPO_ERR_CORRUPT, "%s: checksum mismatch (damaged file)", path);
-    if (fgetc(f) != EOF)
+    unsigned char extra;
+    get(&r, &extra, 1);
+    if (!r.short_read)
         return drpo__fail(t->err, DRPO_ERR_CORRUPT, "%s has trailing bytes", path);
     drpo_objective_config mine;
     drpo__objective_config(t->obj, &mine);
@@ -387,13 +503,23 @@ drpo_status drpo_trainer_load(drpo_trainer *t, const char *path)
 {
     if (!t || !path)
         return DRPO_ERR_NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return drpo__fail(t->err, DRPO_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    unsigned char *buf = drpo__malloc(&t->alloc, IO_BUF);
+    if (!buf)
+        return drpo__fail(t->err, DRPO_ERR_NOMEM, "cannot allocate a read buffer");
+    /* O_NONBLOCK: a FIFO at path must not block the open (it is then refused
+     * as not a regular file); it changes nothing for regular files */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        drpo_status st = drpo__fail(t->err, DRPO_ERR_IO, "cannot open %s: %s", path,
+                                    strerror(errno));
+        drpo__free(&t->alloc, buf);
+        return st;
+    }
     staged_state s;
     void *block = NULL;
-    drpo_status st = read_file(t, f, path, &s, &block);
-    fclose(f);
+    drpo_status st = read_file(t, fd, buf, path, &s, &block);
+    close(fd);
+    drpo__free(&t->alloc, buf);
     size_t n = t->model ? t->model->n_params : 0;
     float *m1 = t->m1, *m2 = t->m2;
     if (st == DRPO_OK && s.k >= 1 && !m1)
