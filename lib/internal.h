@@ -65,6 +65,7 @@ typedef struct drpo_problem {
     const double *p;   /* base on the support, renormalised, all > 0 */
     double p_top;      /* mass of the argmax set {d == 0} */
     double mean_d;     /* sum p d */
+    double d_max;      /* largest gap */
     int form;          /* DRPO__FORM_* */
     double param;      /* rho, lambda (scaled by 2^-e) or alpha */
     drpo_pair *pairs;  /* scratch for m pairs */

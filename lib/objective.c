@@ -403,7 +403,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     /* gap space: compact the support, renormalise the base */
     drpo_problem pb;
     size_t m = 0, tied = 0;
-    double p_top = 0.0, mean_d = 0.0, pu = 1.0 / (double)n;
+    double p_top = 0.0, mean_d = 0.0, d_max = 0.0, pu = 1.0 / (double)n;
     double *dd = obj->d, *pp = obj->p;
     if (!base && fast) { /* the common case, kept free of branches */
         for (size_t i = 0; i < n; i++) {
@@ -412,6 +412,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
             pp[i] = pu;
             tied += d == 0.0;
             mean_d += d;
+            d_max = d > d_max ? d : d_max;
         }
         m = n;
         p_top = (double)tied * pu;
@@ -424,6 +425,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
             double d = top - (fast ? loss[i] * down : ldexp(loss[i], -e));
             dd[m] = d;
             pp[m] = pi;
+            d_max = d > d_max ? d : d_max;
             if (d == 0.0) {
                 p_top += pi;
                 tied++;
@@ -439,6 +441,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     pb.p = obj->p;
     pb.p_top = p_top;
     pb.mean_d = mean_d;
+    pb.d_max = d_max;
     pb.form = obj->form;
     pb.param = obj->param;
     if (obj->form == DRPO__FORM_PENALTY) {
