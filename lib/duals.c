@@ -157,6 +157,16 @@ double drpo__duals_weights(const drpo_duals *d, const drpo_objective_config *cfg
     }
     if (cfg->set == DRPO_SET_CVAR || cfg->set == DRPO_SET_CHI2)
         *dual_grad = fabs(*dual_grad);
+    /* A threshold above the batch's largest loss gives every unit weight 0
+     * and a dual gradient of 1: recovering from a large step past it takes
+     * (overshoot / lr) idle steps.  Keep it at most there (KL penalty: in
+     * units of 1/lambda), so the largest loss keeps its weight. */
+    if (cfg->set != DRPO_SET_NONE) {
+        double top = largest(n, loss);
+        if (cfg->set == DRPO_SET_KL && cfg->form == DRPO__FORM_PENALTY)
+            top /= p;
+        next->eta = fmin(next->eta, top);
+    }
     return value;
 }
 
