@@ -132,15 +132,17 @@ double drpo__duals_weights(const drpo_duals *d, const drpo_objective_config *cfg
             *dual_grad = fabs(p * (1.0 - s0));
             next->eta = eta - lr * p * (1.0 - s0);
         } else { /* lambda rho + mu + lambda E exp((l - mu)/lambda) - lambda */
+            /* E a - 1 summed as E expm1(z): at a large lambda (radius near 0)
+             * the weights are all near 1 and s0 - 1 would lose the digits */
             eta = fmax(eta, largest(n, loss) - Z_CAP * aux);
             for (size_t u = 0; u < n; u++) {
-                double z = (loss[u] - eta) / aux;
-                a[u] = exp(z);
-                s0 += base[u] * a[u];
+                double z = (loss[u] - eta) / aux, e1 = expm1(z);
+                a[u] = 1.0 + e1;
+                s0 += base[u] * e1;
                 s1 += base[u] * a[u] * z;
             }
-            value = aux * p + eta + aux * s0 - aux;
-            double g_mu = 1.0 - s0, g_l = p + s0 - s1 - 1.0;
+            value = aux * p + eta + aux * s0;
+            double g_mu = -s0, g_l = p + s0 - s1;
             *dual_grad = sqrt(g_mu * g_mu + g_l * g_l);
             next->eta = eta - lr * g_mu;
             next->aux = positive_step(aux, lr, g_l);

@@ -228,13 +228,14 @@ drpo_status drpo__trainer_unit_scratch(drpo_trainer *t, size_t units)
 {
     if (units <= t->unit_cap)
         return DRPO_OK;
-    double *u = drpo__malloc_array(&t->alloc, units, 3 * sizeof(double));
+    double *u = drpo__malloc_array(&t->alloc, units, 4 * sizeof(double));
     if (!u)
         return drpo__fail(t->err, DRPO_ERR_NOMEM, "cannot allocate scratch for %zu units", units);
     drpo__free(&t->alloc, t->unit_loss);
     t->unit_loss = u;
     t->unit_base = u + units;
     t->unit_q = u + 2 * units;
+    t->unit_comp = u + 3 * units;
     t->unit_cap = units;
     return DRPO_OK;
 }
@@ -540,7 +541,12 @@ static drpo_status begin(drpo_trainer *t, const drpo_batch *b, int need_model, i
 {
     if (need_model && !t->model)
         return drpo__fail(t->err, DRPO_ERR_STATE, "this trainer has no model (weights only)");
-    if (b->n == 0)
+    drpo_objective_config cfg;
+    drpo__objective_config(t->obj, &cfg);
+    /* with a collective, a rank whose shard is empty still takes part in the
+     * collectives (and the host's all-reduce in backward); the global batch
+     * must not be empty, which every rank finds out together */
+    if (b->n == 0 && !cfg.coll)
         return drpo__fail(t->err, DRPO_ERR_SIZE, "the batch is empty");
     if (!keep_staged)
         t->staged = 0;

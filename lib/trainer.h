@@ -49,6 +49,7 @@ struct drpo_trainer {
     size_t pair_cap, unit_cap;
     double *pair_loss, *pair_w;          /* [pair_cap] */
     double *unit_loss, *unit_base, *unit_q; /* [unit_cap] */
+    double *unit_comp;                   /* [unit_cap] compensation of the unit loss sums */
     float *grad;                         /* [n_params] */
     double *group_sum, *group_tmp;       /* [G], [2G] */
     size_t *group_pairs;                 /* [G] */
@@ -60,7 +61,7 @@ struct drpo_trainer {
     void *gunits;                        /* one block for the three arrays below */
     uint64_t *gkey;                      /* [global units] */
     size_t *gcount;
-    double *gsum;
+    double *gsum, *gerr;                 /* compensated loss sums */
     size_t *l2g;                         /* [local units] global unit of each */
     size_t *gpair_unit;                  /* [pairs] global unit of each local pair */
     double *reduce;                      /* [2 G + 2] */

@@ -10,9 +10,15 @@
 
 #include <string.h>
 
+/* A unit's loss sum travels as a compensated pair (sum, error), and is
+ * merged the same way, so the global unit loss is (all but always) the
+ * correctly rounded sum of its pairs' losses: the same bits however the
+ * pairs are split over ranks, and the same as a single process gets.  A
+ * loss a rounding apart would otherwise flip a threshold (CVaR, TV) from
+ * one run to another. */
 typedef struct unit_record {
     uint64_t key;
-    double loss_sum;
+    double loss_sum, loss_err;
     uint64_t pairs;
 } unit_record;
 
@@ -37,13 +43,16 @@ static double local_sums(drpo_trainer *t, const drpo_batch *b, const double *los
 {
     double total = 0.0;
     for (size_t u = 0; u < b->n_units; u++)
-        t->unit_loss[u] = 0.0;
+        t->unit_loss[u] = t->unit_comp[u] = 0.0;
     for (size_t g = 0; g < t->G; g++) {
         t->group_sum[g] = 0.0;
         t->group_pairs[g] = 0;
     }
     for (size_t j = 0; j < b->n; j++) {
-        t->unit_loss[b->unit[j]] += loss[j];
+        drpo_ksum k = {t->unit_loss[b->unit[j]], t->unit_comp[b->unit[j]]};
+        drpo__ksum_add(&k, loss[j]);
+        t->unit_loss[b->unit[j]] = k.s;
+        t->unit_comp[b->unit[j]] = k.c;
         total += loss[j];
         int32_t g = b->group[j];
         if (g >= 0 && (size_t)g < t->G) {
@@ -58,7 +67,7 @@ static drpo_status local_units(drpo_trainer *t, const drpo_batch *b, double tota
                                drpo_units *u)
 {
     for (size_t k = 0; k < b->n_units; k++) {
-        t->unit_loss[k] /= (double)b->unit_pairs[k];
+        t->unit_loss[k] = (t->unit_loss[k] + t->unit_comp[k]) / (double)b->unit_pairs[k];
         t->unit_base[k] = (double)b->unit_pairs[k] / (double)b->n;
     }
     u->U = b->n_units;
@@ -107,7 +116,7 @@ drpo_status drpo__units_build(drpo_trainer *t, const drpo_batch *b, const double
         return st;
     unsigned char *recv = t->records, *send = t->records + all * sizeof(unit_record);
     for (size_t k = 0; k < mine; k++) {
-        unit_record r = {b->unit_key[k], t->unit_loss[k], b->unit_pairs[k]};
+        unit_record r = {b->unit_key[k], t->unit_loss[k], t->unit_comp[k], b->unit_pairs[k]};
         memcpy(send + k * sizeof r, &r, sizeof r);
     }
     rc = c->allgatherv(cfg->coll_user, send, mine * sizeof(unit_record), recv, bytes_of);
@@ -115,12 +124,13 @@ drpo_status drpo__units_build(drpo_trainer *t, const drpo_batch *b, const double
         return collective_failed(t, rc, "allgatherv");
 
     /* merge by key in rank order */
-    size_t per_unit = sizeof(uint64_t) + sizeof(size_t) + sizeof(double);
+    size_t per_unit = sizeof(uint64_t) + sizeof(size_t) + 2 * sizeof(double);
     if ((st = reserve(t, &t->gunits, &t->gunit_cap, all, per_unit)) != DRPO_OK)
         return st;
     t->gkey = t->gunits;
     t->gcount = (size_t *)(t->gkey + t->gunit_cap);
     t->gsum = (double *)(t->gcount + t->gunit_cap);
+    t->gerr = t->gsum + t->gunit_cap;
     if (drpo__keytable_reserve(&t->gtable, &t->alloc, all, NULL, 0) != DRPO_OK)
         return drpo__fail(t->err, DRPO_ERR_NOMEM, "cannot allocate data-parallel scratch");
     drpo__keytable_clear(&t->gtable);
@@ -133,20 +143,26 @@ drpo_status drpo__units_build(drpo_trainer *t, const drpo_batch *b, const double
         if (g == SIZE_MAX) {
             g = U++;
             t->gkey[g] = r.key;
-            t->gsum[g] = 0.0;
+            t->gsum[g] = t->gerr[g] = 0.0;
             t->gcount[g] = 0;
             drpo__keytable_insert(&t->gtable, slot, g);
         }
-        t->gsum[g] += r.loss_sum;
+        drpo_ksum k = {t->gsum[g], t->gerr[g]};
+        drpo__ksum_add(&k, r.loss_sum);
+        drpo__ksum_add(&k, r.loss_err);
+        t->gsum[g] = k.s;
+        t->gerr[g] = k.c;
         t->gcount[g] += (size_t)r.pairs;
         N += (double)r.pairs;
         if (i >= offset && i < offset + mine)
             t->l2g[i - offset] = g;
     }
+    if (U == 0)
+        return drpo__fail(t->err, DRPO_ERR_SIZE, "the batch is empty on every rank");
     if ((st = drpo__trainer_unit_scratch(t, U)) != DRPO_OK)
         return st;
     for (size_t g = 0; g < U; g++) {
-        t->unit_loss[g] = t->gsum[g] / (double)t->gcount[g];
+        t->unit_loss[g] = (t->gsum[g] + t->gerr[g]) / (double)t->gcount[g];
         t->unit_base[g] = (double)t->gcount[g] / N;
     }
     for (size_t j = 0; j < b->n; j++)

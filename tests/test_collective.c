@@ -156,9 +156,11 @@ typedef struct gbatch {
 } gbatch;
 
 /* Pairs draw their prompt from CP prompts, so most prompts have pairs on
- * several ranks; the first R pairs go to ranks 0..R-1 so no shard is empty. */
-static void make_gbatch(gbatch *g, tu_rng *r, int size)
+ * several ranks; the first R pairs go to ranks 0..R-1 so no shard is empty
+ * (with `empty`, the last rank gets none: its shard is empty). */
+static void make_gbatch(gbatch *g, tu_rng *r, int size, int empty)
 {
+    size -= empty;
     for (size_t i = 0; i < CN; i++) {
         size_t p = tu_below(r, CP);
         g->key[i] = 0x1000 + p * 7919;
@@ -271,7 +273,7 @@ typedef struct wcase_c {
 } wcase_c;
 
 /* One case: R ranks against the single-process union batch. */
-static void weights_case(const wcase_c *c, uint64_t seed)
+static void weights_case(const wcase_c *c, uint64_t seed, int empty_last)
 {
     int32_t groups = c->mode == DRPO_MODE_GROUP ? CGROUPS : 0;
     drpo_objective *ref_o = make_objective(c->set, c->key, c->param, c->mode, groups);
@@ -284,7 +286,7 @@ static void weights_case(const wcase_c *c, uint64_t seed)
     tu_rng r;
     tu_rng_seed(&r, seed);
     for (int s = 0; s < CSTEPS; s++)
-        make_gbatch(&g[s], &r, CR);
+        make_gbatch(&g[s], &r, CR, empty_last);
 
     fake_world w;
     fake_rank ranks[CR];
@@ -380,8 +382,20 @@ START_TEST(test_weights_match_single_process)
             if (cmodes[m] == DRPO_MODE_GROUP && f->key == DRPO_PARAM_PENALTY)
                 continue; /* group mode keeps its weights in a ball */
             wcase_c c = {f->set, f->key, params[p], cmodes[m]};
-            weights_case(&c, 1000 + 31 * (uint64_t)_i + 7 * p + m);
+            weights_case(&c, 1000 + 31 * (uint64_t)_i + 7 * p + m, 0);
         }
+}
+END_TEST
+
+/* A rank whose shard is empty takes part in the collectives: the other
+ * ranks get the single-process weights of the union batch, no one waits. */
+START_TEST(test_empty_shard)
+{
+    const wcase_c cases[] = {{DRPO_SET_KL, DRPO_PARAM_RADIUS, 0.2, DRPO_MODE_EXACT},
+                             {DRPO_SET_CVAR, DRPO_PARAM_LEVEL, 0.3, DRPO_MODE_STOCHASTIC},
+                             {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 0.5, DRPO_MODE_GROUP}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        weights_case(&cases[k], 77 + k, 1);
 }
 END_TEST
 
@@ -443,7 +457,7 @@ static drpo_model *cm_model(cmodel *m)
  * (7 s + 5 i) mod n_data, its prompt (point / 3) mod CP. */
 static void step_gbatch(gbatch *g, int s, tu_rng *r, size_t n_data)
 {
-    make_gbatch(g, r, CR);
+    make_gbatch(g, r, CR, 0);
     for (size_t i = 0; i < CN; i++) {
         size_t h = (7 * (size_t)s + 5 * i) % n_data;
         g->key[i] = 0x2000 + (h / 3) % CP;
@@ -669,6 +683,7 @@ Suite *suite_collective(void)
     tcase_add_loop_test(tc, test_steps_and_failing_collective, 0,
                         (int)(sizeof scases_c / sizeof scases_c[0]));
     tcase_add_test(tc, test_collective_arguments);
+    tcase_add_test(tc, test_empty_shard);
     suite_add_tcase(s, tc);
     return s;
 }
