@@ -557,6 +557,7 @@ drpo_status drpo_trainer_load(drpo_trainer *t, const char *path)
         memcpy(t->m1, s.m1, n * sizeof(float));
     if (s.k >= 2)
         memcpy(t->m2, s.m2, n * sizeof(float));
+    t->moments_max_known = 0; /* the next step measures its update first */
     t->steps = s.steps;
     t->duals = s.duals;
     if (t->G)

@@ -17,7 +17,11 @@ typedef struct drpo_optim_stats {
     double update_norm2; /* ||theta_new - theta||^2 */
     double param_norm2;  /* ||theta_new||^2 */
     int finite;          /* every new parameter and moment is finite */
+    uint32_t m1_max, m2_max; /* max |new moment| as float bits (0 when not kept) */
 } drpo_optim_stats;
+
+/* The bits of a float's |x| at and above which x is not finite. */
+#define DRPO__F32_INF_BITS 0x7f800000u
 
 void drpo__optim_defaults(drpo_optim_config *c);
 /* Learning rate of the step with 0-based index `step`. */
@@ -30,5 +34,17 @@ int drpo__optim_moments(int32_t kind);
 void drpo__optim_update(const drpo_optim_config *c, size_t n, float *theta, const float *g,
                         double gscale, float *m1, float *m2, uint64_t step, double lr,
                         int commit, drpo_optim_stats *st);
+/* 1 when the update is sure to leave every parameter and moment finite,
+ * from bounds alone: the largest |gradient|, |parameter| and |moment| (as
+ * float bits, see DRPO__F32_INF_BITS), all finite; then the measuring call
+ * (commit == 0) can be skipped.  0 means "measure first", not "fails". */
+int drpo__optim_bounded(const drpo_optim_config *c, uint64_t step, double lr, double gscale,
+                        uint32_t gmax, uint32_t tmax, uint32_t m1max, uint32_t m2max);
+/* One pass over the gradient: its squared norm (summed as the update sums
+ * its norms), the largest |g| and, when theta is not NULL, the largest
+ * |theta|, both as float bits. */
+void drpo__grad_stats(size_t n, const float *g, const float *theta, double *norm2,
+                      uint32_t *gmax, uint32_t *tmax);
+float drpo__f32_from_bits(uint32_t u);
 
 #endif

@@ -499,8 +499,12 @@ static drpo_status run_callback(drpo_trainer *t, int rc, const char *which)
     return drpo__fail(t->err, DRPO_ERR_CALLBACK, "%s callback returned %d", which, rc);
 }
 
-/* Gradient of sum_j w_j loss_j into t->grad; its squared norm in *norm2. */
-static drpo_status gradient(drpo_trainer *t, const drpo_batch *b, double *norm2)
+/* Gradient of sum_j w_j loss_j into t->grad; its squared norm in *norm2.
+ * With gmax (and tmax) not NULL, also the largest |gradient| (and
+ * |parameter|, read in the same pass: the host may have changed the
+ * parameters since the last step) as float bits, for the optimiser's bound. */
+static drpo_status gradient(drpo_trainer *t, const drpo_batch *b, double *norm2, uint32_t *gmax,
+                            uint32_t *tmax)
 {
     drpo_model *m = t->model;
     memset(t->grad, 0, m->n_params * sizeof(float));
@@ -508,11 +512,13 @@ static drpo_status gradient(drpo_trainer *t, const drpo_batch *b, double *norm2)
         run_callback(t, m->cb.backward(m->user, m->params, b, t->pair_w, t->grad), "backward");
     if (st != DRPO_OK)
         return st;
-    double s = 0.0;
-    for (size_t i = 0; i < m->n_params; i++) {
-        double g = t->grad[i];
-        s += g * g;
-    }
+    double s;
+    uint32_t gm, tm;
+    drpo__grad_stats(m->n_params, t->grad, tmax ? m->params : NULL, &s, &gm, &tm);
+    if (gmax)
+        *gmax = gm;
+    if (tmax)
+        *tmax = tm;
     if (!isfinite(s)) {
         for (size_t i = 0; i < m->n_params; i++)
             if (!isfinite(t->grad[i]))
@@ -566,21 +572,32 @@ drpo_status drpo_trainer_step(drpo_trainer *t, const drpo_batch *b)
         return drpo__fail(t->err, DRPO_ERR_PARAM_RANGE,
                           "the cosine schedule needs total steps > warm-up steps");
     double g2;
+    uint32_t gmax, tmax;
     if ((st = forward(t, b)) != DRPO_OK || (st = compute_weights(t, b, t->pair_loss)) != DRPO_OK ||
-        (st = gradient(t, b, &g2)) != DRPO_OK)
+        (st = gradient(t, b, &g2, &gmax, &tmax)) != DRPO_OK)
         return st;
     double gnorm = sqrt(g2), clip = t->opt.clip_norm;
     double gscale = clip > 0.0 && gnorm > clip ? clip / gnorm : 1.0;
     double lr = drpo__lr_at(&t->opt, t->steps);
     drpo_model *m = t->model;
     drpo_optim_stats os;
-    drpo__optim_update(&t->opt, m->n_params, m->params, t->grad, gscale, t->m1, t->m2, t->steps,
-                       lr, 0, &os);
-    if (!os.finite)
-        return drpo__fail(t->err, DRPO_ERR_NONFINITE,
-                          "the update would make a parameter or moment non-finite");
+    /* Atomicity: an update that would make a value non-finite is refused
+     * before anything is written.  When bounds on the gradient, parameters
+     * and moments prove every new value finite (the common case), the
+     * update is applied in one pass; otherwise it is measured first. */
+    if (!t->moments_max_known ||
+        !drpo__optim_bounded(&t->opt, t->steps, lr, gscale, gmax, tmax, t->m1_max, t->m2_max)) {
+        drpo__optim_update(&t->opt, m->n_params, m->params, t->grad, gscale, t->m1, t->m2,
+                           t->steps, lr, 0, &os);
+        if (!os.finite)
+            return drpo__fail(t->err, DRPO_ERR_NONFINITE,
+                              "the update would make a parameter or moment non-finite");
+    }
     drpo__optim_update(&t->opt, m->n_params, m->params, t->grad, gscale, t->m1, t->m2, t->steps,
                        lr, 1, &os);
+    t->m1_max = os.m1_max;
+    t->m2_max = os.m2_max;
+    t->moments_max_known = 1;
     stage(t, DRPO_TDIAG_GRAD_NORM, gnorm);
     stage(t, DRPO_TDIAG_UPDATE_NORM, sqrt(os.update_norm2));
     stage(t, DRPO_TDIAG_PARAM_NORM, sqrt(os.param_norm2));
@@ -676,7 +693,7 @@ drpo_status drpo_trainer_evaluate(drpo_trainer *t, const drpo_batch *b, double *
             t->pair_w[j] = t->unit_q[un.pair_unit[j]] / (double)un.count[un.pair_unit[j]];
     }
     double g2;
-    if ((st = gradient(t, b, &g2)) != DRPO_OK)
+    if ((st = gradient(t, b, &g2, NULL, NULL)) != DRPO_OK)
         return st;
     if (robust_value)
         *robust_value = value;

@@ -29,6 +29,11 @@ struct drpo_trainer {
     /* state: what a checkpoint saves */
     uint64_t steps;
     float *m1, *m2;        /* optimiser moments, allocated at the first step */
+    /* max |m1|, max |m2| as float bits, tracked by the update (the moments
+     * are the library's); valid only when moments_max_known (not after a
+     * checkpoint load) */
+    uint32_t m1_max, m2_max;
+    int moments_max_known;
     drpo_duals duals;
     size_t G;              /* groups, fixed at creation */
     double *group_w;       /* [G] group weights (group mode) */

@@ -5,6 +5,8 @@
 #include "suites.h"
 #include "test_model.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,6 +214,60 @@ START_TEST(test_steady_state_no_allocation)
 }
 END_TEST
 
+/* ---- updates that would overflow ------------------------------------------ */
+
+/* The optimiser applies its update in one pass when bounds prove every new
+ * value finite, and measures it first otherwise: after the first steps
+ * (moments known), an update that overflows (a huge learning rate) or a
+ * parameter the host made infinite or NaN is refused with nothing
+ * written, and the run then continues as if it had not happened. */
+START_TEST(test_overflowing_update_refused)
+{
+    static const int32_t opts[] = {DRPO_OPT_SGD, DRPO_OPT_MOMENTUM, DRPO_OPT_ADAMW};
+    tm_cfg c = acfgs[0];
+    c.opt = opts[_i];
+    c.sched = DRPO_SCHED_CONSTANT;
+    char dir[TM_PATH];
+    tm_tmpdir(dir);
+    tm_run r;
+    tm_run_open(&r, &c);
+    for (int step = 0; step < 3; step++) {
+        tm_run_batch(&r, step, 8);
+        ck_assert_int_eq(drpo_trainer_step(r.t, r.b), DRPO_OK);
+    }
+    tm_run_batch(&r, 3, 8);
+    float *p = drpo_model_params(r.model);
+    double lr;
+    ck_assert_int_eq(drpo_trainer_get(r.t, DRPO_TRAIN_LR, &lr), DRPO_OK);
+    for (int kind = 0; kind < 4; kind++) {
+        float keep = p[1];
+        if (kind == 0)
+            ck_assert_int_eq(drpo_trainer_set(r.t, DRPO_TRAIN_LR, 1e300), DRPO_OK);
+        else
+            p[1] = kind == 1 ? INFINITY : kind == 2 ? NAN : FLT_MAX;
+        snapshot s;
+        take(&r, dir, &s);
+        drpo_status st = drpo_trainer_step(r.t, r.b);
+        if (kind < 3) {
+            ck_assert_int_eq(st, DRPO_ERR_NONFINITE);
+            unchanged(&r, dir, &s, kind == 0 ? "huge learning rate" : "non-finite parameter");
+        } else if (st == DRPO_ERR_NONFINITE) { /* FLT_MAX: refused or finite, never inf */
+            unchanged(&r, dir, &s, "parameter at FLT_MAX");
+        } else {
+            ck_assert_int_eq(st, DRPO_OK);
+            for (int i = 0; i < TM_RUN_D; i++)
+                ck_assert(isfinite(p[i]));
+        }
+        free(s.bytes);
+        ck_assert_int_eq(drpo_trainer_set(r.t, DRPO_TRAIN_LR, lr), DRPO_OK);
+        if (kind < 3)
+            p[1] = keep;
+    }
+    tm_run_close(&r);
+    tm_rmdir(dir);
+}
+END_TEST
+
 Suite *suite_atomic(void)
 {
     Suite *s = suite_create("atomic");
@@ -220,6 +276,7 @@ Suite *suite_atomic(void)
     tcase_add_loop_test(tc, test_failed_steps_change_nothing, 0, (int)NACFG);
     tcase_add_test(tc, test_first_step_allocation_failure);
     tcase_add_loop_test(tc, test_steady_state_no_allocation, 0, 15);
+    tcase_add_loop_test(tc, test_overflowing_update_refused, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
