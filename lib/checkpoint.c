@@ -153,6 +153,18 @@ static void put_f32s(writer *w, const float *x, size_t n)
     }
 }
 
+/* 1 if every float of x[n] is +0 (bitwise). */
+static int all_zero(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if (u)
+            return 0;
+    }
+    return 1;
+}
+
 static void write_state(writer *w, const drpo_trainer *t)
 {
     drpo_objective_config cfg;
@@ -170,6 +182,14 @@ static void write_state(writer *w, const drpo_trainer *t)
         put_f64(w, drpo__trainer_read_option(t, k));
     size_t n = t->model ? t->model->n_params : 0;
     uint32_t k = (uint32_t)(t->m2 ? 2 : t->m1 ? 1 : 0);
+    /* Fix (issue 7, tests/test_faults.c): moments that are all zero are
+     * saved as none.  A step allocates (zeroed) moments before the parts of
+     * it that can still fail; a step that then failed (DRPO_ERR_NOMEM, a
+     * callback) left a trainer whose file recorded moments (AdamW: only the
+     * first, which loading refuses) although nothing had changed.  Zero
+     * moments and none are the same state (loading k = 0 zeroes them). */
+    if (k && all_zero(t->m1, n) && (k < 2 || all_zero(t->m2, n)))
+        k = 0;
     put_u64(w, t->steps);
     put_u64(w, (uint64_t)n);
     put_u32(w, k);
@@ -487,6 +507,15 @@ static drpo_status read_file(drpo_trainer *t, int fd, unsigned char *buf, const 
         return drpo__fail(t->err, DRPO_ERR_INCOMPATIBLE,
                           "%s was saved with ambiguity set %d; the objective has set %d", path,
                           (int)s->cfg.set, (int)mine.set);
+    /* Fix (issue 7, found by tests/fuzz/fuzz_checkpoint.c): a file saved
+     * before the set's parameter was set (form none) loaded as valid into an
+     * objective that has one, and the objective kept its own parameter: the
+     * loaded trainer was not the saved one.  A parameter cannot be unset, so
+     * such a file fits only an objective that has none either. */
+    if (s->cfg.form == DRPO__FORM_NONE && mine.form != DRPO__FORM_NONE)
+        return drpo__fail(t->err, DRPO_ERR_INCOMPATIBLE,
+                          "%s was saved before the set's parameter was set; the objective has "
+                          "one", path);
     int ok = config_valid(&s->cfg) && s->duals.init <= 1 && s->hist_len <= HIST_SIZE &&
              s->hist_pos < HIST_SIZE && /* moments: none yet (saved before the first step), or the optimiser's */
              (s->k == 0 || (int)s->k == drpo__optim_moments((int32_t)s->options[1]));

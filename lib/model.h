@@ -10,6 +10,9 @@ struct drpo_model {
     float *params;
     drpo_model_callbacks cb; /* copied; fields past the caller's struct_size are NULL */
     void *user;
+    /* a built-in model (models/builtin.c): its callbacks' DRPO_BUILTIN_NOMEM
+     * is an allocation failure, reported as DRPO_ERR_NOMEM (issue 7) */
+    int builtin;
 };
 
 #endif

@@ -6,6 +6,7 @@
  * moments, duals or group weights; the optimiser measures its update once
  * without writing it, and only then applies it. */
 #include "trainer.h"
+#include "models/builtin.h"
 
 #include <math.h>
 #include <string.h>
@@ -496,6 +497,11 @@ static drpo_status run_callback(drpo_trainer *t, int rc, const char *which)
         return DRPO_OK;
     t->diag[DRPO_TDIAG_CALLBACK_CODE] = rc;
     t->diag_set |= 1u << DRPO_TDIAG_CALLBACK_CODE;
+    /* Fix (issue 7, tests/test_faults.c): a built-in model whose scratch
+     * cannot grow is an allocation failure of the library, not a host error */
+    if (rc == DRPO_BUILTIN_NOMEM && t->model && t->model->builtin)
+        return drpo__fail(t->err, DRPO_ERR_NOMEM, "%s: the built-in model cannot allocate scratch",
+                          which);
     return drpo__fail(t->err, DRPO_ERR_CALLBACK, "%s callback returned %d", which, rc);
 }
 

@@ -7,5 +7,7 @@ drpo_status drpo__builtin_model(drpo_model **out, size_t n_params, const drpo_mo
     drpo_status st = drpo_model_create_with_allocator(out, n_params, cb, user, alloc);
     if (st != DRPO_OK)
         cb->free_user(user);
+    else
+        (*out)->builtin = 1;
     return st;
 }
