@@ -22,6 +22,9 @@ int main(void)
         suite_models,
         suite_csv,
         suite_synth,
+        suite_faults,
+        suite_numeric,
+        suite_threads,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

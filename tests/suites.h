@@ -19,5 +19,8 @@ Suite *suite_losses(void);
 Suite *suite_models(void);
 Suite *suite_csv(void);
 Suite *suite_synth(void);
+Suite *suite_faults(void);
+Suite *suite_numeric(void);
+Suite *suite_threads(void);
 
 #endif
