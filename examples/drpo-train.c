@@ -32,6 +32,7 @@
 #include "csv.h"
 #include "plot.h"
 #include "report.h"
+#include "rng.h"
 
 #include <drpo.h>
 
@@ -156,52 +157,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     interrupted = 1;
-}
-
-/* ---- a seeded generator: splitmix64 seeding xoshiro256** --------------------- *
- * Integer arithmetic only, so every platform draws the same numbers. */
-
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-/* Uniform in [0, k), without modulo bias (rejection). */
-static uint64_t rng_below(rng *r, uint64_t k)
-{
-    uint64_t limit = UINT64_MAX - UINT64_MAX % k, x;
-    do
-        x = rng_next(r);
-    while (x >= limit);
-    return x % k;
 }
 
 /* The order of the pairs in epoch e: a Fisher-Yates shuffle seeded by

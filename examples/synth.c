@@ -62,36 +62,6 @@ static const double prompt_mean[SYNTH_DOMAINS][SYNTH_DIM] = {
 
 /* ---- the PRNG ---------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-void synth_rng_seed(synth_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t synth_rng_next(synth_rng *r)
-{
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-double synth_rng_uniform(synth_rng *r) { return (double)(synth_rng_next(r) >> 11) * 0x1p-53; }
-
 double synth_rng_normal(synth_rng *r)
 {
     /* Box-Muller, one of the pair (no cached state: a stream is its draws) */
@@ -238,7 +208,7 @@ static int make_split(const synth_bench *b, const char *name, uint64_t tag, cons
     }
     synth_rng r;
     uint64_t mixed = cfg->seed ^ (tag * 0xd1b54a32d192ed03ull);
-    synth_rng_seed(&r, splitmix64(&mixed));
+    synth_rng_seed(&r, rng_splitmix64(&mixed));
     s->offsets[0] = 0;
     s->pair_offsets[0] = 0;
     for (size_t i = 0, h = 0; i < np; i++) {

@@ -68,6 +68,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
+
 #define SYNTH_DIM 16           /* d, the response feature dimension */
 #define SYNTH_MAX_CANDIDATES 64
 
@@ -124,15 +126,13 @@ const char *synth_domain_name(int32_t domain);
 /* A split's prompt as text, e.g. "math-000042" (unique within the split). */
 void synth_prompt_text(const synth_split *s, size_t prompt, char *buf, size_t size);
 
-/* The PRNG, exposed for programs that need seeded randomness of their own
- * (shuffling minibatches): xoshiro256** seeded by splitmix64. */
-typedef struct synth_rng {
-    uint64_t s[4];
-} synth_rng;
+/* The PRNG (rng.h: xoshiro256** seeded by splitmix64), exposed for
+ * programs that need seeded randomness of their own (shuffling minibatches). */
+typedef rng synth_rng;
 
-void synth_rng_seed(synth_rng *r, uint64_t seed);
-uint64_t synth_rng_next(synth_rng *r);
-double synth_rng_uniform(synth_rng *r); /* [0, 1), 53 bits */
-double synth_rng_normal(synth_rng *r);  /* N(0, 1), Box-Muller */
+static inline void synth_rng_seed(synth_rng *r, uint64_t seed) { rng_seed(r, seed); }
+static inline uint64_t synth_rng_next(synth_rng *r) { return rng_next(r); }
+static inline double synth_rng_uniform(synth_rng *r) { return rng_uniform(r); } /* [0, 1) */
+double synth_rng_normal(synth_rng *r); /* N(0, 1), Box-Muller */
 
 #endif

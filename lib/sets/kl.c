@@ -18,39 +18,9 @@
  * vectorise: x = k ln2 + r with |r| <= ln2/2, a degree-13 Taylor polynomial
  * for exp(r) (truncation below 1e-17 relative), and 2^k from its exponent
  * bits.  Below -708 the result (< 1e-307) is flushed to 0: such a weight is
- * negligible beside the argmax set's exp(0) = 1. */
-static inline double exp_nonpos(double x)
-{
-    const double inv_ln2 = 1.4426950408889634, ln2_hi = 6.93147180369123816490e-01,
-                 ln2_lo = 1.90821492927058770002e-10, shifter = 0x1.8p52;
-    double xc = x < -708.0 ? -708.0 : x;
-    /* t's low mantissa bits hold k = round(xc / ln2), in two's complement */
-    double t = xc * inv_ln2 + shifter, kd = t - shifter;
-    uint64_t ki;
-    memcpy(&ki, &t, sizeof ki);
-    double r = (xc - kd * ln2_hi) - kd * ln2_lo;
-    double p = 1.0 / 6227020800.0; /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    uint64_t bits = (ki << 52) + ((uint64_t)1023 << 52); /* 2^k, k in [-1022, 0] */
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -708.0 ? 0.0 : p * scale;
-}
-
-/* The same on two lanes with the compiler's vector extensions (one SSE2
- * register on a baseline x86-64 build). */
+ * negligible beside the argmax set's exp(0) = 1.  Two lanes with the
+ * compiler's vector extensions (one SSE2 register on a baseline x86-64
+ * build); the scalar form uses one lane. */
 typedef double v2df __attribute__((vector_size(16)));
 typedef int64_t v2di __attribute__((vector_size(16)));
 
@@ -77,6 +47,12 @@ static inline v2df exp_nonpos2(v2df x)
     v2di bits = ((v2di)t << 52) + ((int64_t)1023 << 52);
     v2df y = p * (v2df)bits;
     return (v2df)((v2di)y & ~under);
+}
+
+static inline double exp_nonpos(double x)
+{
+    v2df v = {x, x};
+    return exp_nonpos2(v)[0];
 }
 
 /* The gaps and masses a Newton iteration runs over: the problem's arrays
