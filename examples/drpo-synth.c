@@ -27,7 +27,8 @@ static void usage(FILE *f)
                "  --out DIR   directory for the CSV files (default synth-data)\n"
                "  --seed S    seed of the generator (default 20250101)\n"
                "  --pairs N   training pairs (default 20000); the validation and test\n"
-               "              sets keep their sizes (8000; 8000; 3000 per domain)\n");
+               "              sets keep their sizes (20000 validation; 8000 per test\n"
+               "              mixture; 3000 per domain)\n");
 }
 
 /* One split as CSV; written to a temporary name, then renamed, so that no

@@ -81,7 +81,7 @@ typedef struct synth_config {
     size_t candidates;               /* K per prompt, 2..SYNTH_MAX_CANDIDATES (default 8) */
     size_t pairs_per_prompt;         /* >= 1 (default 2) */
     size_t train_pairs;              /* default 20000 */
-    size_t val_pairs;                /* default 8000 */
+    size_t val_pairs;                /* default 20000 */
     size_t test_pairs;               /* test-id and test-ood, default 8000 each */
     size_t domain_pairs;             /* each test-<domain>, default 3000 */
     double train_mix[SYNTH_DOMAINS]; /* the training mixture (sums to 1) */
