@@ -17,7 +17,15 @@ typedef struct pairwise_linear {
     float *theta_ref; /* [dim] or NULL */
     float *eff;       /* [dim] theta - theta_ref */
     float *buf;       /* [2 cap]: margins, then loss slopes */
+    double *slope;    /* [cap]: d loss / d margin of the last forward */
     size_t cap;
+    /* the forward whose margins and slopes are in buf and slope: the
+     * trainer calls backward right after forward with the same parameters
+     * and batch, which then reads the features once, not twice */
+    const float *fw_params;
+    const drpo_batch *fw_batch;
+    size_t fw_n;
+    int fw_valid;
 } pairwise_linear;
 
 static void pl_free(void *user)
@@ -27,6 +35,7 @@ static void pl_free(void *user)
     drpo__free(&a, pl->theta_ref);
     drpo__free(&a, pl->eff);
     drpo__free(&a, pl->buf);
+    drpo__free(&a, pl->slope);
     drpo__free(&a, pl);
 }
 
@@ -46,10 +55,16 @@ static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b
     size_t n = drpo_batch_size(b), d = pl->dim;
     if (n > pl->cap) {
         float *buf = drpo__malloc_array(&pl->alloc, n, 2 * sizeof(float));
-        if (!buf)
+        double *slope = drpo__malloc_array(&pl->alloc, n, sizeof(double));
+        if (!buf || !slope) {
+            drpo__free(&pl->alloc, buf);
+            drpo__free(&pl->alloc, slope);
             return DRPO_BUILTIN_NOMEM;
+        }
         drpo__free(&pl->alloc, pl->buf);
+        drpo__free(&pl->alloc, pl->slope);
         pl->buf = buf;
+        pl->slope = slope;
         pl->cap = n;
     }
     const float *theta = params;
@@ -84,14 +99,17 @@ static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b
 static int pl_forward(void *user, const float *params, const drpo_batch *b, double *loss)
 {
     pairwise_linear *pl = user;
+    pl->fw_valid = 0;
     int rc = margins(pl, params, b);
     if (rc)
         return rc;
     size_t n = drpo_batch_size(b);
-    for (size_t j = 0; j < n; j++) {
-        double dl;
-        drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &loss[j], &dl);
-    }
+    for (size_t j = 0; j < n; j++)
+        drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &loss[j], &pl->slope[j]);
+    pl->fw_params = params;
+    pl->fw_batch = b;
+    pl->fw_n = n;
+    pl->fw_valid = 1;
     return 0;
 }
 
@@ -99,16 +117,21 @@ static int pl_backward(void *user, const float *params, const drpo_batch *b, con
                        float *grad)
 {
     pairwise_linear *pl = user;
-    int rc = margins(pl, params, b);
-    if (rc)
-        return rc;
     size_t n = drpo_batch_size(b), d = pl->dim;
-    float *coef = pl->buf + pl->cap;
-    for (size_t j = 0; j < n; j++) {
-        double l, dl;
-        drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &l, &dl);
-        coef[j] = (float)(w[j] * dl);
+    int cached = pl->fw_valid && pl->fw_params == params && pl->fw_batch == b && pl->fw_n == n;
+    pl->fw_valid = 0;
+    if (!cached) {
+        int rc = margins(pl, params, b);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < n; j++) {
+            double l;
+            drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &l, &pl->slope[j]);
+        }
     }
+    float *coef = pl->buf + pl->cap;
+    for (size_t j = 0; j < n; j++)
+        coef[j] = (float)(w[j] * pl->slope[j]);
     for (size_t j = 0; j < n;) {
         size_t k = run_length(b, j, n);
         const float *x = pl->diff + (size_t)drpo_batch_host_index(b, j) * d;
