@@ -9,6 +9,9 @@
 #                             and SVG plots in out/demo/
 #   make demo-objective       build and run examples/drpo-demo (the worst case
 #                             of one batch under every set)
+#   make bench                build and run the benchmarks (bench/: floors and
+#                             PyTorch baselines, ~10 minutes): one table on
+#                             stdout, its numbers into docs/performance.md
 #   make install PREFIX=DIR   install under DIR (default /usr/local; DESTDIR
 #                             is honoured for staged installs)
 #   make clean                remove the build directories
@@ -31,7 +34,7 @@ RUNNER := drpo-tests
 DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev libblis-dev libxxhash-dev check \
                 python3-numpy
 
-.PHONY: all deps build check clang-check demo demo-objective install clean
+.PHONY: all deps build check clang-check demo demo-objective bench install clean
 
 all: build
 
@@ -102,6 +105,11 @@ demo: build
 
 demo-objective: build
 	@$(BUILD)/examples/drpo-demo
+
+# The benchmarks: C programs of bench/ and PyTorch baselines run by Debian's
+# /usr/bin/python3 (python3-torch); never part of `make check`.
+bench: build
+	@/usr/bin/python3 bench/run.py $(BUILD)
 
 # The prefix is a meson option of build/: set it, rebuild what depends on it
 # (libdrpo.pc), install.

@@ -1,0 +1,79 @@
+/* solve.c - benchmark (1): exact solves of every set and form at n units,
+ * against one streaming read pass over the n losses (the floor: a solve must
+ * at least read its input).  Uniform base (base = NULL), weights written. */
+#include "common.h"
+
+#include <drpo.h>
+#include <math.h>
+
+typedef struct spec {
+    const char *name;
+    int32_t set, key;
+    double param;
+} spec;
+
+static const spec specs[] = {
+    {"kl-radius", DRPO_SET_KL, DRPO_PARAM_RADIUS, 0.1},
+    {"kl-penalty", DRPO_SET_KL, DRPO_PARAM_PENALTY, 0.5},
+    {"chi2-radius", DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 0.5},
+    {"chi2-penalty", DRPO_SET_CHI2, DRPO_PARAM_PENALTY, 0.5},
+    {"cvar", DRPO_SET_CVAR, DRPO_PARAM_LEVEL, 0.2},
+    {"tv-radius", DRPO_SET_TV, DRPO_PARAM_RADIUS, 0.2},
+    {"tv-penalty", DRPO_SET_TV, DRPO_PARAM_PENALTY, 0.3},
+};
+
+/* Losses of a Bradley-Terry model: -log sigmoid(m), m ~ N(0.5, 1). */
+static void fill_losses(double *l, size_t n, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        double u1 = ((double)(s >> 11) + 0.5) / 9007199254740992.0;
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        double u2 = (double)(s >> 11) / 9007199254740992.0;
+        double m = 0.5 + sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+        l[i] = m > 0 ? log1p(exp(-m)) : -m + log1p(exp(m));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    size_t sizes[] = {1000, 100000, 10000000};
+    int nsizes = 3;
+    if (argc > 1 && !strcmp(argv[1], "--quick"))
+        nsizes = 2;
+    for (int k = 0; k < nsizes; k++) {
+        size_t n = sizes[k];
+        double *loss = bench_alloc(n * sizeof(double)), *w = bench_alloc(n * sizeof(double));
+        fill_losses(loss, n, 42 + (uint64_t)k);
+        int reps = bench_reps(8.0 * (double)n);
+        double pass = bench_time_read(loss, n, reps);
+        for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+            const spec *sp = &specs[s];
+            drpo_objective *obj;
+            if (drpo_objective_create(&obj, sp->set) ||
+                drpo_objective_set(obj, sp->key, sp->param))
+                return 1;
+            double value = 0, t[64], iters = 0;
+            for (int r = 0; r < reps; r++) {
+                double t0 = bench_now();
+                drpo_status st = drpo_objective_solve(obj, n, loss, NULL, w, &value);
+                t[r] = bench_now() - t0;
+                if (st != DRPO_OK) {
+                    fprintf(stderr, "solve %s n=%zu: %s\n", sp->name, n, drpo_status_string(st));
+                    return 1;
+                }
+            }
+            drpo_objective_diag(obj, DRPO_DIAG_ITERATIONS, &iters);
+            double med = bench_median(t, reps);
+            printf("{\"bench\":\"solve\",\"case\":\"%s\",\"n\":%zu,\"reps\":%d,\"seconds\":%.6e,"
+                   "\"pass_seconds\":%.6e,\"ratio\":%.3f,\"iterations\":%g,\"value\":%.17g}\n",
+                   sp->name, n, reps, med, pass, med / pass, iters, value);
+            fflush(stdout);
+            drpo_objective_free(obj);
+        }
+        free(loss);
+        free(w);
+    }
+    return 0;
+}
