@@ -517,10 +517,15 @@ static drpo_status read_file(drpo_trainer *t, int fd, unsigned char *buf, const 
                           "%s was saved before the set's parameter was set; the objective has "
                           "one", path);
     int ok = config_valid(&s->cfg) && s->duals.init <= 1 && s->hist_len <= HIST_SIZE &&
-             s->hist_pos < HIST_SIZE && /* moments: none yet (saved before the first step), or the optimiser's */
-             (s->k == 0 || (int)s->k == drpo__optim_moments((int32_t)s->options[1]));
+             s->hist_pos < HIST_SIZE;
     for (int32_t k = 1; k < DRPO__NOPT; k++)
         ok = ok && drpo__trainer_option_valid(k, s->options[k]);
+    /* moments: none yet (saved before the first step), or the optimiser's.
+     * Fix (issue 7, found by fuzz_checkpoint under UBSan): checked after the
+     * options, which made the optimiser a whole number in [0, 2]; before, a
+     * damaged value such as -1e87 was converted to int32_t first (undefined
+     * behaviour). */
+    ok = ok && (s->k == 0 || (int)s->k == drpo__optim_moments((int32_t)s->options[1]));
     if (!ok)
         return drpo__fail(t->err, DRPO_ERR_CORRUPT, "%s holds invalid values", path);
     return DRPO_OK;

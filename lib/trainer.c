@@ -397,6 +397,14 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
     }
     if (!isfinite(value))
         return drpo__fail(t->err, DRPO_ERR_NONFINITE, "the robust objective is not finite");
+    /* Fix (issue 7, found by fuzz_api): stochastic chi-square with a
+     * denormal penalty gave weights p (l - eta)+ / lambda = +inf with a
+     * finite value, and drpo_trainer_weights returned them with DRPO_OK */
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(t->pair_w[j]))
+            return drpo__fail(t->err, DRPO_ERR_NONFINITE,
+                              "the weight of pair %zu is not finite (a penalty too small for the "
+                              "losses?)", j);
 
     /* unit weights (over all ranks) normalised: ESS, max weight, divergence */
     for (size_t u = 0; u < U; u++)
@@ -624,7 +632,10 @@ drpo_status drpo_trainer_weights(drpo_trainer *t, const drpo_batch *b, const dou
         st = compute_weights(t, b, pair_loss);
     if (st != DRPO_OK)
         return st;
-    if (pair_weight)
+    /* Fix (issue 7, found by make check-asan, UBSan): a rank's empty shard
+     * (b->n = 0, no scratch yet) passed NULL to memcpy, undefined even for
+     * 0 bytes */
+    if (pair_weight && b->n)
         memcpy(pair_weight, t->pair_w, b->n * sizeof *pair_weight);
     if (robust_value)
         *robust_value = t->next_diag[DRPO_TDIAG_ROBUST];
