@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 /* ---- an allocator that fails the k-th allocation ------------------------- */
 
@@ -591,6 +592,47 @@ START_TEST(test_load_unset_parameter)
 }
 END_TEST
 
+/* fuzz_checkpoint (UBSan): a file with a valid checksum whose optimiser
+ * option is -1e87 was converted to int32_t before the options were
+ * checked; now DRPO_ERR_CORRUPT and nothing changed. */
+START_TEST(test_load_bad_optimizer_value)
+{
+    char dir[TM_PATH], path[TM_PATH + 16];
+    tm_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    tm_cfg c = {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 0.1, DRPO_MODE_EXACT, 0, DRPO_OPT_ADAMW,
+                DRPO_SCHED_CONSTANT, "adamw"};
+    tm_run r;
+    tm_run_open(&r, &c);
+    tm_run_batch(&r, 0, 6);
+    ck_assert_int_eq(drpo_trainer_step(r.t, r.b), DRPO_OK);
+    size_t len;
+    unsigned char *bytes = tm_state_bytes(r.t, dir, &len);
+    /* header 16 bytes, objective 32: option 1 (the optimiser) at 48 */
+    const double bad[] = {-1.013344660907246e+87, 1e300, NAN, -1.0, 2.5, 3.0};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t u;
+        memcpy(&u, &bad[i], 8);
+        for (int b = 0; b < 8; b++)
+            bytes[48 + b] = (unsigned char)(u >> (8 * b));
+        XXH64_canonical_t h;
+        XXH64_canonicalFromHash(&h, XXH3_64bits(bytes, len - 8));
+        memcpy(bytes + len - 8, h.digest, 8);
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+        ck_assert_int_eq(fclose(f), 0);
+        float before[TM_RUN_D];
+        memcpy(before, drpo_model_params(r.model), sizeof before);
+        ck_assert_int_eq(drpo_trainer_load(r.t, path), DRPO_ERR_CORRUPT);
+        ck_assert(memcmp(before, drpo_model_params(r.model), sizeof before) == 0);
+    }
+    free(bytes);
+    tm_run_close(&r);
+    tm_rmdir(dir);
+}
+END_TEST
+
 /* A FIFO (or anything not a regular file) at the path: refused at once,
  * without blocking in open() for a writer. */
 START_TEST(test_load_fifo)
@@ -621,6 +663,7 @@ Suite *suite_faults(void)
     tcase_add_test(tc, test_killed_mid_save);
     tcase_add_test(tc, test_load_unset_parameter);
     tcase_add_test(tc, test_load_fifo);
+    tcase_add_test(tc, test_load_bad_optimizer_value);
     suite_add_tcase(s, tc);
     return s;
 }

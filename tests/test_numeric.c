@@ -401,6 +401,36 @@ START_TEST(test_model_parameters)
 }
 END_TEST
 
+/* fuzz_api: stochastic chi-square with a denormal penalty gave +inf pair
+ * weights with DRPO_OK from the weights-only path; now DRPO_ERR_NONFINITE,
+ * nothing written or staged. */
+START_TEST(test_denormal_penalty_weights)
+{
+    drpo_objective *o = tm_objective(DRPO_SET_CHI2, DRPO_PARAM_PENALTY, 1.4e-309,
+                                     DRPO_MODE_STOCHASTIC, 0.1, 0, NULL);
+    drpo_trainer *t = NULL;
+    drpo_batch *b = NULL;
+    ck_assert_int_eq(drpo_trainer_create(&t, NULL, o), DRPO_OK);
+    ck_assert_int_eq(drpo_batch_create(&b), DRPO_OK);
+    for (int j = 0; j < 4; j++)
+        ck_assert_int_eq(drpo_batch_add_key(b, (uint64_t)j, DRPO_GROUP_NONE, j), DRPO_OK);
+    double loss[4] = {1.2, 0.3, 2.5, 0.1}, w[4], v;
+    tu_fill_sentinel(w, 4);
+    drpo_status st = drpo_trainer_weights(t, b, loss, w, &v);
+    ck_assert(st == DRPO_OK || st == DRPO_ERR_NONFINITE);
+    if (st == DRPO_OK)
+        for (int j = 0; j < 4; j++)
+            ck_assert(isfinite(w[j]) && w[j] >= 0.0);
+    else {
+        ck_assert(tu_is_sentinel(w, 4));
+        ck_assert_int_eq(drpo_trainer_commit(t), DRPO_ERR_STATE);
+    }
+    drpo_batch_free(b);
+    drpo_trainer_free(t);
+    drpo_objective_free(o);
+}
+END_TEST
+
 Suite *suite_numeric(void)
 {
     Suite *s = suite_create("numeric");
@@ -412,6 +442,7 @@ Suite *suite_numeric(void)
     tcase_add_test(tc, test_trainer_options);
     tcase_add_loop_test(tc, test_callback_outputs, 0, 3);
     tcase_add_test(tc, test_model_parameters);
+    tcase_add_test(tc, test_denormal_penalty_weights);
     suite_add_tcase(s, tc);
     return s;
 }
