@@ -128,18 +128,13 @@ __attribute__((target("avx2,fma"))) static void rows_axpy_avx2(size_t rows, size
     }
 }
 
-/* 1 when BLIS runs its generic kernels here and the CPU has AVX2 and FMA. */
+/* 1 when BLIS runs its generic kernels here and the CPU has AVX2 and FMA.
+ * Asked on every call (a few loads): the library keeps no global state. */
 static int use_own_kernels(void)
 {
-    static int cached = -1; /* properties of the CPU and of BLIS: racing writers agree */
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-            bli_arch_query_id() == BLIS_ARCH_GENERIC;
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           bli_arch_query_id() == BLIS_ARCH_GENERIC;
 }
 #endif
 

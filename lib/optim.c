@@ -141,16 +141,11 @@ __attribute__((target("avx2"))) static void grad_stats_avx2(size_t n, const floa
     *tmax = tmx;
 }
 
+/* Asked on every call (a few loads): the library keeps no global state. */
 static int have_avx2(void)
 {
-    static int cached = -1; /* a property of the CPU: racing writers store the same value */
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") ? 1 : 0;
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
 }
 #endif
 
