@@ -112,6 +112,29 @@ static inline void drpo__ksum_add(drpo_ksum *k, double x)
 }
 static inline double drpo__ksum_value(const drpo_ksum *k) { return k->s + k->c; }
 
+/* The same accuracy for long sums at nearly the cost of a plain one: plain
+ * sums over blocks of 256 terms, compensated across the blocks. */
+typedef struct drpo_bsum {
+    drpo_ksum k;
+    double block;
+    unsigned count;
+} drpo_bsum;
+static inline void drpo__bsum_add(drpo_bsum *b, double x)
+{
+    b->block += x;
+    if (++b->count == 256) {
+        drpo__ksum_add(&b->k, b->block);
+        b->block = 0.0;
+        b->count = 0;
+    }
+}
+static inline double drpo__bsum_value(const drpo_bsum *b)
+{
+    drpo_ksum k = b->k;
+    drpo__ksum_add(&k, b->block);
+    return drpo__ksum_value(&k);
+}
+
 /* Shared pieces of the solvers (sets/common.c). */
 /* q = p restricted to the argmax set, renormalised: the degenerate answer. */
 void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol);
@@ -123,33 +146,33 @@ void drpo__pairs_sort(drpo_pair *a, size_t n);
 
 /* ---- sorted windows of the gaps (sets/window.c) ------------------------- */
 
-/* Gaps summarised below a bracket [lo, hi), copied and sorted inside it. */
+/* Gaps summarised below and above a bracket [lo, hi), the ones inside kept
+ * (sorted once drpo__window_find returns). */
 typedef struct drpo_window {
     double below_mass, below_s1, below_s2; /* sum p, p d, p d^2 over d < lo */
+    double win_mass, win_s1, win_s2;       /* the same over the window */
     double above_mass;                     /* sum p over d >= hi */
-    const drpo_pair *win;                  /* the gaps in [lo, hi), ascending */
+    const drpo_pair *win;                  /* the gaps in [lo, hi) */
     size_t n;
     double next;                           /* smallest gap >= hi, INFINITY if none */
     double lo, hi;
 } drpo_window;
 
-/* Where the crossing lies relative to a filled window: < 0 below lo, 0
- * inside (at a gap of the window or at `next`), > 0 above. */
-typedef int (*drpo_window_check)(const drpo_window *w, const void *ctx);
+/* How a solver finds its crossing.  check: from a window's sums alone,
+ * where the crossing lies: < 0 below lo, 0 inside (at a gap of the window
+ * or at `next`), > 0 above.  predict: the fraction of the window's mass
+ * below the crossing, estimated from a sorted sample of the window (the
+ * sample carries the window's sums below it, masses scaled to the window's). */
+typedef struct drpo_window_rule {
+    int (*check)(const drpo_window *w, const void *ctx);
+    double (*predict)(const drpo_window *w, const drpo_window *sample, const void *ctx);
+    const void *ctx;
+} drpo_window_rule;
 
-/* A sorted sample of the gaps with masses summing to 1, as a window with
- * nothing below or above; returns its size, 0 when the problem is small
- * enough to sort whole.  Uses pb->pairs. */
-size_t drpo__window_sample(const drpo_problem *pb, drpo_window *w);
-/* Cumulative mass of the first k gaps of a window. */
-double drpo__window_level(const drpo_window *w, size_t k);
-/* A bracket of gaps around a level of cumulative mass, from a sample. */
-void drpo__window_bracket(const drpo_window *sample, double level, double *lo, double *hi);
-void drpo__window_fill(const drpo_problem *pb, double lo, double hi, drpo_window *w);
-/* Fill windows from [lo, hi), widening until check says the crossing is
- * inside (or the window is everything); returns the passes made. */
-int drpo__window_find(const drpo_problem *pb, drpo_window *w, drpo_window_check check,
-                      const void *ctx, double lo, double hi);
+/* A sorted window of the gaps that holds the crossing; returns the passes
+ * over the data (1 unless the first bracket missed).  Uses pb->pairs, and
+ * pb->q as scratch. */
+int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w);
 
 /* ---- losses (losses.c) and dense kernels (linalg.c) --------------------- */
 

@@ -50,10 +50,22 @@ static int scan(const drpo_window *w, const chi2_form *f, size_t *k)
 static int check(const drpo_window *w, const void *ctx)
 {
     const chi2_form *f = ctx;
-    size_t k;
     if (!isinf(w->lo) && crossed(f, w->below_mass, w->below_s1, w->below_s2, w->lo))
         return -1;
-    return scan(w, f, &k) ? 0 : 1;
+    return isinf(w->next) || crossed(f, w->below_mass + w->win_mass, w->below_s1 + w->win_s1,
+                                     w->below_s2 + w->win_s2, w->next)
+               ? 0
+               : 1;
+}
+
+static double predict(const drpo_window *w, const drpo_window *sample, const void *ctx)
+{
+    size_t k;
+    scan(sample, ctx, &k);
+    double below = 0.0;
+    for (size_t i = 0; i < k; i++)
+        below += sample->win[i].p;
+    return below / w->win_mass;
 }
 
 /* The active set at the crossing: gaps below `limit` (everything if infinite). */
@@ -68,13 +80,9 @@ typedef struct chi2_active {
 static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *passes)
 {
     drpo_window w;
-    double lo = -INFINITY, hi = INFINITY;
+    drpo_window_rule rule = {check, predict, f};
     size_t k;
-    if (drpo__window_sample(pb, &w)) { /* predict the crossing from a sample */
-        scan(&w, f, &k);
-        drpo__window_bracket(&w, drpo__window_level(&w, k), &lo, &hi);
-    }
-    *passes = drpo__window_find(pb, &w, check, f, lo, hi);
+    *passes = drpo__window_find(pb, &rule, &w);
     scan(&w, f, &k);
     chi2_active s;
     s.limit = k < w.n ? w.win[k].d : w.next;
@@ -86,18 +94,15 @@ static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *
         s1 += w.win[i].p * w.win[i].d;
     }
     double c = s1 / mass, c1 = 0.0, c2 = 0.0, top = 0.0;
-    drpo_ksum m = {0.0, 0.0};
-    for (size_t j = 0; j < pb->m; j++) {
-        double d = pb->d[j];
-        if (d < s.limit) {
-            double p = pb->p[j], x = d - c;
-            drpo__ksum_add(&m, p);
-            c1 += p * x;
-            c2 += p * x * x;
-            top = d > top ? d : top;
-        }
+    drpo_bsum m = {{0.0, 0.0}, 0.0, 0};
+    for (size_t j = 0; j < pb->m; j++) { /* branch-free: which gaps are active is data */
+        double d = pb->d[j], active = d < s.limit, p = active * pb->p[j], x = d - c;
+        drpo__bsum_add(&m, p);
+        c1 += p * x;
+        c2 += p * x * x;
+        top = active && d > top ? d : top;
     }
-    s.mass = drpo__ksum_value(&m);
+    s.mass = drpo__bsum_value(&m);
     double shift = c1 / s.mass;
     s.mean = c + shift;
     s.var = c2 / s.mass - shift * shift;
@@ -122,9 +127,10 @@ static double clamp_to_piece(double t, const chi2_active *s)
 
 static void chi2_weights(const drpo_problem *pb, double t)
 {
-    for (size_t j = 0; j < pb->m; j++) {
+    for (size_t j = 0; j < pb->m; j++) { /* branch-free: the sign of r is data */
         double r = t - pb->d[j];
-        pb->q[j] = r > 0.0 ? pb->p[j] * r : 0.0;
+        r = r > 0.0 ? r : 0.0;
+        pb->q[j] = pb->p[j] * r;
     }
 }
 

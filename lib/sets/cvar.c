@@ -17,7 +17,13 @@ static int check(const drpo_window *w, const void *ctx)
     double alpha = *(const double *)ctx;
     if (w->below_mass >= alpha)
         return -1;
-    return w->below_mass + drpo__window_level(w, w->n) >= alpha || isinf(w->hi) ? 0 : 1;
+    return w->below_mass + w->win_mass >= alpha || isinf(w->hi) ? 0 : 1;
+}
+
+static double predict(const drpo_window *w, const drpo_window *sample, const void *ctx)
+{
+    (void)sample;
+    return (*(const double *)ctx - w->below_mass) / w->win_mass;
 }
 
 static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
@@ -32,10 +38,8 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     drpo_window w;
-    double lo = -INFINITY, hi = INFINITY;
-    if (drpo__window_sample(pb, &w))
-        drpo__window_bracket(&w, alpha, &lo, &hi);
-    sol->iterations = drpo__window_find(pb, &w, check, &alpha, lo, hi);
+    drpo_window_rule rule = {check, predict, &alpha};
+    sol->iterations = drpo__window_find(pb, &rule, &w);
 
     /* compensated sums: with plain ones, at n = 10^5 the tie group's share
      * `rest` could be off by ~1e-11 and break its cap p/alpha */

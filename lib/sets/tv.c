@@ -27,7 +27,13 @@ static int check(const drpo_window *w, const void *ctx)
     double rho = *(const double *)ctx;
     if (w->above_mass >= rho)
         return 1;
-    return w->above_mass + drpo__window_level(w, w->n) >= rho || isinf(w->lo) ? 0 : -1;
+    return w->above_mass + w->win_mass >= rho || isinf(w->lo) ? 0 : -1;
+}
+
+static double predict(const drpo_window *w, const drpo_window *sample, const void *ctx)
+{
+    (void)sample;
+    return 1.0 - (*(const double *)ctx - w->above_mass) / w->win_mass;
 }
 
 static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
@@ -50,10 +56,8 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     drpo_window w;
-    double lo = -INFINITY, hi = INFINITY;
-    if (drpo__window_sample(pb, &w))
-        drpo__window_bracket(&w, 1.0 - rho, &lo, &hi);
-    sol->iterations = drpo__window_find(pb, &w, check, &rho, lo, hi);
+    drpo_window_rule rule = {check, predict, &rho};
+    sol->iterations = drpo__window_find(pb, &rule, &w);
     double b = w.n ? w.win[0].d : 0.0, cum = w.above_mass;
     for (size_t i = w.n; i-- > 0;) {
         cum += w.win[i].p;

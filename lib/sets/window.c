@@ -3,18 +3,20 @@
  *
  * The threshold solvers (chi-square, CVaR, TV radius) scan the gaps in
  * ascending order with running sums until a criterion turns true.  Only the
- * part of the order near the crossing matters: a deterministic sample of
- * the gaps predicts where it lies, one pass summarises every gap below that
- * bracket and copies the gaps inside it, and only the copy is sorted.  The
- * solver checks that the crossing really lies inside; if not, the bracket
- * widens (at worst to everything, which is the full sort).  Exact either
- * way: the sample only decides how much gets sorted. */
+ * part of the order near the crossing matters.  A deterministic sample of
+ * the gaps predicts where the crossing lies; one pass summarises every gap
+ * below that bracket (mass and moments) and above it, and copies the gaps
+ * inside it.  The solver's check confirms from those sums alone that the
+ * crossing is inside; if not, the bracket widens (at worst to everything).
+ * The copy is then narrowed the same way in place, a sample of it at a
+ * time, until it is small enough to sort.  Exact either way: the samples
+ * only decide how much gets looked at. */
 #include "../internal.h"
 
 #include <math.h>
 
-/* Below this many gaps a full sort is as cheap as anything. */
-#define FULL_SORT_BELOW 32768
+/* Windows at most this large are sorted outright. */
+#define SORT_AT_MOST 4096
 
 static uint64_t mix(uint64_t x)
 {
@@ -24,48 +26,49 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-size_t drpo__window_sample(const drpo_problem *pb, drpo_window *w)
+/* Summaries of nothing: the start of a window's sums. */
+static void clear_sums(drpo_window *w)
 {
-    size_t m = pb->m;
-    if (m < FULL_SORT_BELOW)
-        return 0;
-    size_t s = m >= ((size_t)1 << 22) ? (size_t)1 << 16 : (size_t)1 << 14;
-    double mass = 0.0;
-    for (size_t i = 0; i < s; i++) { /* one gap from each of s equal strata */
-        size_t lo = i * m / s, hi = (i + 1) * m / s;
-        size_t j = lo + (size_t)(mix(i + 1) % (hi - lo));
-        pb->pairs[i].d = pb->d[j];
-        pb->pairs[i].p = pb->p[j];
-        mass += pb->p[j];
-    }
-    for (size_t i = 0; i < s; i++)
-        pb->pairs[i].p /= mass;
-    drpo__pairs_sort(pb->pairs, s);
-    w->win = pb->pairs;
-    w->n = s;
-    w->below_mass = 0.0;
-    w->below_s1 = w->below_s2 = 0.0;
+    w->below_mass = w->below_s1 = w->below_s2 = 0.0;
+    w->win_mass = w->win_s1 = w->win_s2 = 0.0;
     w->above_mass = 0.0;
     w->next = INFINITY;
-    return s;
 }
 
-double drpo__window_level(const drpo_window *w, size_t k)
+/* A sorted, stratified sample of s gaps into out (from the problem's arrays
+ * when pairs is NULL, else from pairs[0, n)), masses scaled to sum to mass,
+ * as a window with the parent's sums below it. */
+static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, size_t s,
+                      double mass, const drpo_window *parent, drpo_pair *out, drpo_window *w)
 {
-    double c = 0.0;
-    for (size_t i = 0; i < k && i < w->n; i++)
-        c += w->win[i].p;
-    return c;
+    double total = 0.0;
+    for (size_t i = 0; i < s; i++) { /* one gap from each of s equal strata */
+        size_t lo = i * n / s, hi = (i + 1) * n / s;
+        size_t j = lo + (size_t)(mix(i + 1) % (hi - lo));
+        out[i] = pairs ? pairs[j] : (drpo_pair){pb->d[j], pb->p[j]};
+        total += out[i].p;
+    }
+    for (size_t i = 0; i < s; i++)
+        out[i].p *= mass / total;
+    drpo__pairs_sort(out, s);
+    *w = *parent;
+    w->win = out;
+    w->n = s;
+    w->win_mass = mass;
+    w->next = INFINITY;
 }
 
-void drpo__window_bracket(const drpo_window *sample, double level, double *lo, double *hi)
+/* The gaps at a fraction of a sorted sample's mass, +- 3 standard errors. */
+static void bracket(const drpo_window *sample, double level, double *lo, double *hi)
 {
-    double delta = 3.0 / sqrt((double)sample->n);
-    double a = level - delta, b = level + delta, c = 0.0;
+    double delta = 3.0 / sqrt((double)sample->n), a = level - delta, b = level + delta;
+    double c = 0.0, total = 0.0;
+    for (size_t i = 0; i < sample->n; i++)
+        total += sample->win[i].p;
     *lo = -INFINITY;
     *hi = INFINITY;
     for (size_t i = 0; i < sample->n; i++) {
-        c += sample->win[i].p;
+        c += sample->win[i].p / total;
         if (c <= a)
             *lo = sample->win[i].d; /* mass up to and including this gap <= a */
         if (c >= b) {
@@ -75,49 +78,129 @@ void drpo__window_bracket(const drpo_window *sample, double level, double *lo, d
     }
 }
 
-void drpo__window_fill(const drpo_problem *pb, double lo, double hi, drpo_window *w)
+static void add_below(drpo_window *w, const drpo_ksum *mass, double s1, double s2)
 {
-    drpo_ksum below = {0.0, 0.0}, above = {0.0, 0.0};
-    double s1 = 0.0, s2 = 0.0, next = INFINITY;
+    drpo_ksum k = {w->below_mass, 0.0};
+    drpo__ksum_add(&k, mass->s);
+    drpo__ksum_add(&k, mass->c);
+    w->below_mass = drpo__ksum_value(&k);
+    w->below_s1 += s1;
+    w->below_s2 += s2;
+}
+
+/* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
+ * the rest summarised. */
+static void fill(const drpo_problem *pb, double lo, double hi, drpo_window *w)
+{
+    drpo_bsum below = {{0.0, 0.0}, 0.0, 0}, mid = below, above = below;
+    double b1 = 0.0, b2 = 0.0, m1 = 0.0, m2 = 0.0, next = INFINITY;
     size_t k = 0;
-    for (size_t j = 0; j < pb->m; j++) {
+    for (size_t j = 0; j < pb->m; j++) { /* branch-free: where a gap falls is data */
         double d = pb->d[j], p = pb->p[j];
-        if (d < lo) {
-            drpo__ksum_add(&below, p);
-            s1 += p * d;
-            s2 += p * d * d;
-        } else if (d < hi) {
-            pb->pairs[k].d = d;
-            pb->pairs[k].p = p;
-            k++;
-        } else {
-            drpo__ksum_add(&above, p);
-            next = d < next ? d : next;
-        }
+        double below_p = (d < lo) * p, above_p = (d >= hi) * p, mid_p = p - below_p - above_p;
+        pb->pairs[k].d = d; /* written always, kept when inside */
+        pb->pairs[k].p = p;
+        k += d >= lo && d < hi;
+        drpo__bsum_add(&below, below_p);
+        b1 += below_p * d;
+        b2 += below_p * d * d;
+        drpo__bsum_add(&mid, mid_p);
+        m1 += mid_p * d;
+        m2 += mid_p * d * d;
+        drpo__bsum_add(&above, above_p);
+        next = d >= hi && d < next ? d : next;
     }
-    drpo__pairs_sort(pb->pairs, k);
     w->win = pb->pairs;
     w->n = k;
-    w->below_mass = drpo__ksum_value(&below);
-    w->below_s1 = s1;
-    w->below_s2 = s2;
-    w->above_mass = drpo__ksum_value(&above);
+    w->below_mass = drpo__bsum_value(&below);
+    w->below_s1 = b1;
+    w->below_s2 = b2;
+    w->win_mass = drpo__bsum_value(&mid);
+    w->win_s1 = m1;
+    w->win_s2 = m2;
+    w->above_mass = drpo__bsum_value(&above);
     w->next = next;
     w->lo = lo;
     w->hi = hi;
 }
 
-int drpo__window_find(const drpo_problem *pb, drpo_window *w, drpo_window_check check,
-                      const void *ctx, double lo, double hi)
+static void swap(drpo_pair *a, drpo_pair *b)
 {
+    drpo_pair t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Narrow a window in place to [lo, hi): three-way partition of its pairs,
+ * the parts outside folded into the sums. */
+static void narrow(const drpo_window *w, double lo, double hi, drpo_window *out)
+{
+    drpo_pair *a = (drpo_pair *)w->win;
+    size_t i = 0, first = 0, last = w->n; /* [0, first) below, [last, n) above */
+    while (i < last) {
+        if (a[i].d < lo)
+            swap(&a[i++], &a[first++]);
+        else if (a[i].d >= hi)
+            swap(&a[i], &a[--last]);
+        else
+            i++;
+    }
+    drpo_ksum bm = {0.0, 0.0}, mm = {0.0, 0.0}, am = {0.0, 0.0};
+    double b1 = 0.0, b2 = 0.0, m1 = 0.0, m2 = 0.0, next = w->next;
+    for (size_t j = 0; j < first; j++) {
+        drpo__ksum_add(&bm, a[j].p);
+        b1 += a[j].p * a[j].d;
+        b2 += a[j].p * a[j].d * a[j].d;
+    }
+    for (size_t j = first; j < last; j++) {
+        drpo__ksum_add(&mm, a[j].p);
+        m1 += a[j].p * a[j].d;
+        m2 += a[j].p * a[j].d * a[j].d;
+    }
+    for (size_t j = last; j < w->n; j++) {
+        drpo__ksum_add(&am, a[j].p);
+        next = a[j].d < next ? a[j].d : next;
+    }
+    *out = *w;
+    add_below(out, &bm, b1, b2);
+    drpo_ksum ab = {w->above_mass, 0.0};
+    drpo__ksum_add(&ab, am.s);
+    drpo__ksum_add(&ab, am.c);
+    out->above_mass = drpo__ksum_value(&ab);
+    out->win = a + first;
+    out->n = last - first;
+    out->win_mass = drpo__ksum_value(&mm);
+    out->win_s1 = m1;
+    out->win_s2 = m2;
+    out->next = next;
+    out->lo = lo;
+    out->hi = hi;
+}
+
+int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w)
+{
+    size_t m = pb->m;
+    double lo = -INFINITY, hi = INFINITY;
+    if (m > SORT_AT_MOST) { /* predict the crossing from a sample of everything */
+        drpo_window whole, sample;
+        clear_sums(&whole);
+        whole.win_mass = 1.0;
+        whole.lo = -INFINITY;
+        whole.hi = INFINITY;
+        size_t s = m >= ((size_t)1 << 22) ? (size_t)1 << 16 : m >= ((size_t)1 << 18) ? 16384 : 4096;
+        if (s > m / 4)
+            s = m / 4;
+        sample_of(pb, NULL, m, s, 1.0, &whole, pb->pairs, &sample);
+        bracket(&sample, rule->predict(&whole, &sample, rule->ctx), &lo, &hi);
+    }
     int passes = 0;
-    for (;;) {
-        drpo__window_fill(pb, lo, hi, w);
+    for (;;) { /* over the data until the bracket holds the crossing */
+        fill(pb, lo, hi, w);
         passes++;
-        int where = check(w, ctx);
+        int where = rule->check(w, rule->ctx);
         if (where == 0 || (isinf(lo) && isinf(hi)))
-            return passes;
-        if (where < 0) { /* the crossing lies below lo */
+            break;
+        if (where < 0) {
             hi = lo;
             lo = -INFINITY;
         } else {
@@ -125,4 +208,22 @@ int drpo__window_find(const drpo_problem *pb, drpo_window *w, drpo_window_check 
             hi = INFINITY;
         }
     }
+    /* narrow the copy in place; its samples go to q, free until the end */
+    while (w->n > SORT_AT_MOST) {
+        size_t s = w->n / 8 < 4096 ? w->n / 8 : 4096;
+        drpo_window sample, narrower;
+        sample_of(pb, w->win, w->n, s, w->win_mass, w, (drpo_pair *)pb->q, &sample);
+        double a, b;
+        bracket(&sample, rule->predict(w, &sample, rule->ctx), &a, &b);
+        a = a > w->lo ? a : w->lo;
+        b = b < w->hi ? b : w->hi;
+        if (isinf(a) && isinf(b))
+            break;
+        narrow(w, a, b, &narrower);
+        if (rule->check(&narrower, rule->ctx) != 0 || narrower.n >= w->n)
+            break; /* the sample missed: sort what there is */
+        *w = narrower;
+    }
+    drpo__pairs_sort((drpo_pair *)w->win, w->n);
+    return passes;
 }
