@@ -139,8 +139,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         double slack = 1e-9 + ldexp(4 * 4.9406564584124654e-324, -e);
         if (v > top + slack)
             abort();
-        if (getenv("FZ_DEBUG"))
-            fprintf(stderr, "v=%a mean=%a top=%a e=%d value=%a\n", v, mean, top, e, value);
         if (key != DRPO_PARAM_PENALTY && v < mean - slack)
             abort();
         double dv;
