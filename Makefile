@@ -136,7 +136,9 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 # The runner's suites, for one valgrind per suite.
 SUITES = $(shell sed -n 's/^ *suite_\([a-z_]*\),$$/\1/p' tests/runner.c)
 
-# Configure a build directory once: $(1) directory, $(2) environment, $(3) options.
+# Configure a build directory once: $(1) directory, $(2) environment, $(3)
+# options (write a comma inside them as $(comma): make's $(call) splits on it).
+comma := ,
 setup_once = if [ ! -f $(1)/build.ninja ]; then \
 	  out=$$($(2) $(MESON) setup $(3) $(1) 2>&1) || { printf '%s\n' "$$out" >&2; exit 1; }; fi
 
@@ -146,7 +148,7 @@ setup_once = if [ ! -f $(1)/build.ninja ]; then \
 # runtime) nor the MPI example (Open MPI's own runtime is not ASan-clean).
 ASAN_TESTS := header train-e2e c-example cpp-example
 check-asan: deps
-	@$(call setup_once,$(ASAN_BUILD),,-Db_sanitize=address,undefined \
+	@$(call setup_once,$(ASAN_BUILD),,-Db_sanitize=address$(comma)undefined \
 	  -Dc_args=-fno-sanitize-recover=all -Dcpp_args=-fno-sanitize-recover=all)
 	@$(call ninja_quiet,$(ASAN_BUILD))
 	@out=$$($(MESON) test -C $(ASAN_BUILD) --no-rebuild --print-errorlogs $(ASAN_TESTS) 2>&1) \
@@ -185,7 +187,7 @@ check-tsan: deps
 # working corpus in $(FUZZ_BUILD)/corpus/<target> seeded from
 # tests/fuzz/corpus/<target>; crashes go to $(FUZZ_BUILD)/artifacts/.
 fuzz: deps
-	@$(call setup_once,$(FUZZ_BUILD),CC=clang,-Dfuzz=true -Db_sanitize=address,undefined \
+	@$(call setup_once,$(FUZZ_BUILD),CC=clang,-Dfuzz=true -Db_sanitize=address$(comma)undefined \
 	  -Db_lundef=false -Dc_args="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all")
 	@out=$$($(NINJA) -C $(FUZZ_BUILD) $(addprefix tests/fuzz/,$(FUZZ_TARGETS)) 2>&1) \
 	  || { printf '%s\n' "$$out" >&2; exit 1; }
