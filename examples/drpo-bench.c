@@ -350,6 +350,19 @@ typedef struct result {
     float theta[D];
 } result;
 
+/* Keep a grid point's run if its validation criterion beats the best so far
+ * (lower is better when `lower`). */
+static void keep_best(result *r, double crit, int lower, double param, const curve *c,
+                      drpo_model *m)
+{
+    if (lower ? !(crit < r->criterion) : !(crit > r->criterion))
+        return;
+    r->criterion = crit;
+    r->param = param;
+    r->curve = *c;
+    memcpy(r->theta, drpo_model_params(m), sizeof r->theta);
+}
+
 /* The test measures of a reward (experiment 1) or a policy (2, 3). */
 typedef struct test_pairs {
     pair_metrics id, ood, dom[G];
@@ -411,12 +424,7 @@ static void reward_estimation(bench_ctx *cx, result *res, test_pairs *tp)
             pair_metrics val;
             measure_pairs(drpo_model_params(m), NULL, 1.0, &cx->data.val, &val);
             double crit = worst_of(val.acc_dom, 0, NULL);
-            if (crit > res[k].criterion) {
-                res[k].criterion = crit;
-                res[k].param = me->grid[gi];
-                res[k].curve = c;
-                memcpy(res[k].theta, drpo_model_params(m), sizeof res[k].theta);
-            }
+            keep_best(&res[k], crit, 0, me->grid[gi], &c, m);
             drpo_model_free(m);
         }
         measure_pairs(res[k].theta, NULL, 1.0, &cx->data.test_id, &tp[k].id);
@@ -490,12 +498,7 @@ static void policy_optimisation(bench_ctx *cx, const float *theta_r, result *res
             for (int g = 0; g < G; g++)
                 obj[g] = val.gain_dom[g] - BETA * val.kl_dom[g];
             double crit = worst_of(obj, 0, NULL);
-            if (crit > res[k].criterion) {
-                res[k].criterion = crit;
-                res[k].param = me->grid[gi];
-                res[k].curve = c;
-                memcpy(res[k].theta, drpo_model_params(m), sizeof res[k].theta);
-            }
+            keep_best(&res[k], crit, 0, me->grid[gi], &c, m);
             drpo_model_free(m);
         }
         test_policy_measure(cx, res[k].theta, &tp[k]);
@@ -527,12 +530,7 @@ static void dpo(bench_ctx *cx, result *res, test_policy *tp)
             pair_metrics val;
             measure_pairs(drpo_model_params(m), ref, BETA, &cx->data.val, &val);
             double crit = worst_of(val.loss_dom, 1, NULL);
-            if (crit < res[k].criterion) {
-                res[k].criterion = crit;
-                res[k].param = me->grid[gi];
-                res[k].curve = c;
-                memcpy(res[k].theta, drpo_model_params(m), sizeof res[k].theta);
-            }
+            keep_best(&res[k], crit, 1, me->grid[gi], &c, m);
             drpo_model_free(m);
         }
         test_policy_measure(cx, res[k].theta, &tp[k]);
