@@ -140,8 +140,7 @@ static inline double drpo__bsum_value(const drpo_bsum *b)
 void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol);
 /* q = p, the answer at radius 0 or infinite penalty. */
 void drpo__q_base(const drpo_problem *pb, drpo_solution *sol);
-/* Copy (d, p) into pb->pairs and sort ascending by d. */
-void drpo__sort_pairs(const drpo_problem *pb);
+/* Sort pairs ascending by gap (introsort, no allocation). */
 void drpo__pairs_sort(drpo_pair *a, size_t n);
 
 /* ---- sorted windows of the gaps (sets/window.c) ------------------------- */

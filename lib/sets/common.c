@@ -117,12 +117,3 @@ void drpo__pairs_sort(drpo_pair *a, size_t n)
         depth += 2;
     intro_sort(a, n, depth);
 }
-
-void drpo__sort_pairs(const drpo_problem *pb)
-{
-    for (size_t j = 0; j < pb->m; j++) {
-        pb->pairs[j].d = pb->d[j];
-        pb->pairs[j].p = pb->p[j];
-    }
-    drpo__pairs_sort(pb->pairs, pb->m);
-}
