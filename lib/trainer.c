@@ -1,5 +1,6 @@
-/* trainer.c - the robust training step, the weights-only path, full-data
- * evaluation, diagnostics and the convergence test.
+/* trainer.c - the robust training step, the weights-only path and full-data
+ * evaluation (options: trainer_options.c; diagnostics and the convergence
+ * test: convergence.c).
  *
  * Atomicity: everything that can fail (callbacks, non-finite values, the
  * objective, allocation) happens before the first write to parameters,
@@ -10,129 +11,6 @@
 
 #include <math.h>
 #include <string.h>
-
-/* ---- options ------------------------------------------------------------ */
-
-typedef struct option_spec {
-    double lo, hi;
-    unsigned char lo_open, hi_open, whole;
-    double def;
-} option_spec;
-
-#define NOPT DRPO__NOPT
-
-static const option_spec option_specs[NOPT] = {
-    [DRPO_TRAIN_OPTIMIZER] = {0, 2, 0, 0, 1, DRPO_OPT_SGD},
-    [DRPO_TRAIN_LR] = {0, HUGE_VAL, 1, 0, 0, 1e-3},
-    [DRPO_TRAIN_MOMENTUM] = {0, 1, 0, 1, 0, 0.9},
-    [DRPO_TRAIN_NESTEROV] = {0, 1, 0, 0, 1, 0},
-    [DRPO_TRAIN_BETA1] = {0, 1, 0, 1, 0, 0.9},
-    [DRPO_TRAIN_BETA2] = {0, 1, 0, 1, 0, 0.999},
-    [DRPO_TRAIN_EPS] = {0, HUGE_VAL, 1, 0, 0, 1e-8},
-    [DRPO_TRAIN_WEIGHT_DECAY] = {0, HUGE_VAL, 0, 0, 0, 0},
-    [DRPO_TRAIN_CLIP_NORM] = {0, HUGE_VAL, 0, 0, 0, 0},
-    [DRPO_TRAIN_SCHEDULE] = {0, 2, 0, 0, 1, DRPO_SCHED_CONSTANT},
-    [DRPO_TRAIN_WARMUP] = {0, 9.007199254740992e15, 0, 0, 1, 0},
-    [DRPO_TRAIN_TOTAL_STEPS] = {0, 9.007199254740992e15, 0, 0, 1, 0},
-    [DRPO_TRAIN_MIN_LR] = {0, 1, 0, 0, 0, 0},
-    [DRPO_TRAIN_GRAD_TOL] = {0, HUGE_VAL, 0, 0, 0, 1e-6},
-    [DRPO_TRAIN_REL_TOL] = {0, HUGE_VAL, 0, 0, 0, 1e-6},
-    [DRPO_TRAIN_WINDOW] = {1, DRPO__MAX_WINDOW, 0, 0, 1, 10},
-    [DRPO_TRAIN_MAX_STEPS] = {0, 9.007199254740992e15, 0, 0, 1, 0},
-    [DRPO_TRAIN_SMOOTHING] = {0, 1, 0, 1, 0, 0.9},
-};
-
-static int option_ok(const option_spec *s, double v)
-{
-    if (!isfinite(v))
-        return 0;
-    if (s->lo_open ? !(v > s->lo) : !(v >= s->lo))
-        return 0;
-    if (s->hi_open ? !(v < s->hi) : !(v <= s->hi))
-        return 0;
-    return !s->whole || v == floor(v);
-}
-
-void drpo__trainer_apply_option(drpo_trainer *t, int32_t key, double v)
-{
-    drpo_optim_config *o = &t->opt;
-    switch (key) {
-    case DRPO_TRAIN_OPTIMIZER: o->kind = (int32_t)v; break;
-    case DRPO_TRAIN_LR: o->lr = v; break;
-    case DRPO_TRAIN_MOMENTUM: o->momentum = v; break;
-    case DRPO_TRAIN_NESTEROV: o->nesterov = (int)v; break;
-    case DRPO_TRAIN_BETA1: o->beta1 = v; break;
-    case DRPO_TRAIN_BETA2: o->beta2 = v; break;
-    case DRPO_TRAIN_EPS: o->eps = v; break;
-    case DRPO_TRAIN_WEIGHT_DECAY: o->weight_decay = v; break;
-    case DRPO_TRAIN_CLIP_NORM: o->clip_norm = v; break;
-    case DRPO_TRAIN_SCHEDULE: o->schedule = (int32_t)v; break;
-    case DRPO_TRAIN_WARMUP: o->warmup = v; break;
-    case DRPO_TRAIN_TOTAL_STEPS: o->total_steps = v; break;
-    case DRPO_TRAIN_MIN_LR: o->min_lr = v; break;
-    case DRPO_TRAIN_GRAD_TOL: t->test.grad_tol = v; break;
-    case DRPO_TRAIN_REL_TOL: t->test.rel_tol = v; break;
-    case DRPO_TRAIN_WINDOW: t->test.window = (int32_t)v; break;
-    case DRPO_TRAIN_MAX_STEPS: t->test.max_steps = v; break;
-    default: t->test.smoothing = v; break; /* DRPO_TRAIN_SMOOTHING */
-    }
-}
-
-double drpo__trainer_read_option(const drpo_trainer *t, int32_t key)
-{
-    const drpo_optim_config *o = &t->opt;
-    switch (key) {
-    case DRPO_TRAIN_OPTIMIZER: return o->kind;
-    case DRPO_TRAIN_LR: return o->lr;
-    case DRPO_TRAIN_MOMENTUM: return o->momentum;
-    case DRPO_TRAIN_NESTEROV: return o->nesterov;
-    case DRPO_TRAIN_BETA1: return o->beta1;
-    case DRPO_TRAIN_BETA2: return o->beta2;
-    case DRPO_TRAIN_EPS: return o->eps;
-    case DRPO_TRAIN_WEIGHT_DECAY: return o->weight_decay;
-    case DRPO_TRAIN_CLIP_NORM: return o->clip_norm;
-    case DRPO_TRAIN_SCHEDULE: return o->schedule;
-    case DRPO_TRAIN_WARMUP: return o->warmup;
-    case DRPO_TRAIN_TOTAL_STEPS: return o->total_steps;
-    case DRPO_TRAIN_MIN_LR: return o->min_lr;
-    case DRPO_TRAIN_GRAD_TOL: return t->test.grad_tol;
-    case DRPO_TRAIN_REL_TOL: return t->test.rel_tol;
-    case DRPO_TRAIN_WINDOW: return t->test.window;
-    case DRPO_TRAIN_MAX_STEPS: return t->test.max_steps;
-    default: return t->test.smoothing;
-    }
-}
-
-int drpo__trainer_option_valid(int32_t key, double value)
-{
-    return key >= 1 && key < NOPT && option_ok(&option_specs[key], value);
-}
-
-drpo_status drpo_trainer_set(drpo_trainer *t, int32_t key, double value)
-{
-    if (!t)
-        return DRPO_ERR_NULL;
-    if (key < 1 || key >= NOPT)
-        return drpo__fail(t->err, DRPO_ERR_KEY, "unknown trainer option %d", (int)key);
-    if (!option_ok(&option_specs[key], value))
-        return drpo__fail(t->err, DRPO_ERR_PARAM_RANGE, "trainer option %d: value %g out of range",
-                          (int)key, value);
-    if (key == DRPO_TRAIN_OPTIMIZER && t->steps > 0 && value != t->opt.kind)
-        return drpo__fail(t->err, DRPO_ERR_STATE,
-                          "the optimiser cannot change once training has started");
-    drpo__trainer_apply_option(t, key, value);
-    return DRPO_OK;
-}
-
-drpo_status drpo_trainer_get(const drpo_trainer *t, int32_t key, double *value)
-{
-    if (!t || !value)
-        return DRPO_ERR_NULL;
-    if (key < 1 || key >= NOPT)
-        return DRPO_ERR_KEY;
-    *value = drpo__trainer_read_option(t, key);
-    return DRPO_OK;
-}
 
 /* ---- lifetime ----------------------------------------------------------- */
 
@@ -159,8 +37,7 @@ drpo_status drpo_trainer_create_with_allocator(drpo_trainer **out, drpo_model *m
     t->alloc = a;
     t->model = m;
     t->obj = o;
-    for (int32_t k = 1; k < NOPT; k++)
-        drpo__trainer_apply_option(t, k, option_specs[k].def);
+    drpo__trainer_defaults(t);
     t->G = (size_t)cfg.groups;
     if (t->G) {
         /* group_w, next_group_w, group_sum, next_gdiag... in one block */
@@ -717,80 +594,4 @@ drpo_status drpo_trainer_evaluate(drpo_trainer *t, const drpo_batch *b, double *
     if (grad_norm)
         *grad_norm = sqrt(g2);
     return DRPO_OK;
-}
-
-/* ---- diagnostics and the convergence test ------------------------------- */
-
-drpo_status drpo_trainer_diag(const drpo_trainer *t, int32_t key, double *value)
-{
-    if (!t || !value)
-        return DRPO_ERR_NULL;
-    if (key < 1 || key >= DRPO__NTDIAG)
-        return DRPO_ERR_KEY;
-    if (key == DRPO_TDIAG_STEPS) {
-        *value = (double)t->steps;
-        return DRPO_OK;
-    }
-    if (key == DRPO_TDIAG_CALLBACK_CODE || key == DRPO_TDIAG_CONVERGED_BY) {
-        *value = t->diag_set & (1u << key) ? t->diag[key] : 0.0;
-        return DRPO_OK;
-    }
-    if (!(t->diag_set & (1u << key)))
-        return t->diag_set & (1u << DRPO_TDIAG_ROBUST) ? DRPO_ERR_UNAVAILABLE
-                                                       : DRPO_ERR_NO_SOLUTION;
-    *value = t->diag[key];
-    return DRPO_OK;
-}
-
-drpo_status drpo_trainer_group_diag(const drpo_trainer *t, int32_t group, int32_t key,
-                                    double *value)
-{
-    if (!t || !value)
-        return DRPO_ERR_NULL;
-    if (key < DRPO_GDIAG_MEAN_LOSS || key > DRPO_GDIAG_PAIRS)
-        return DRPO_ERR_KEY;
-    if (group < 0 || (size_t)group >= t->G)
-        return DRPO_ERR_PARAM_RANGE;
-    if (!(t->diag_set & (1u << DRPO_TDIAG_ROBUST))) /* no step in this process yet */
-        return DRPO_ERR_NO_SOLUTION;
-    *value = t->gdiag[3 * (size_t)group + (size_t)(key - 1)];
-    return DRPO_OK;
-}
-
-static drpo_status converged(drpo_trainer *t, int by)
-{
-    t->diag[DRPO_TDIAG_CONVERGED_BY] = by;
-    t->diag_set |= 1u << DRPO_TDIAG_CONVERGED_BY;
-    return by ? DRPO_CONVERGED : DRPO_CONTINUE;
-}
-
-drpo_status drpo_trainer_test(drpo_trainer *t)
-{
-    if (!t)
-        return DRPO_ERR_NULL;
-    if (t->progress && t->progress(t->progress_user, t) != 0) {
-        converged(t, 4);
-        return DRPO_STOPPED;
-    }
-    if (t->test.max_steps > 0 && (double)t->steps >= t->test.max_steps)
-        return converged(t, 3);
-    if (t->diag_set & (1u << DRPO_TDIAG_GRAD_NORM)) {
-        /* strict: a gradient that is exactly 0 because every weight was 0
-         * (a batch below a CVaR threshold) must not pass with tolerance 0;
-         * in stochastic mode the duals must have settled too */
-        double pn = t->diag[DRPO_TDIAG_PARAM_NORM], tol = t->test.grad_tol * (pn > 1.0 ? pn : 1.0);
-        int duals_settled = !(t->diag_set & (1u << DRPO_TDIAG_DUAL_GRAD)) ||
-                            t->diag[DRPO_TDIAG_DUAL_GRAD] < tol;
-        if (t->diag[DRPO_TDIAG_GRAD_NORM] < tol && duals_settled)
-            return converged(t, 1);
-    }
-    uint32_t w = (uint32_t)t->test.window, size = DRPO__MAX_WINDOW + 1;
-    if (t->hist_len > w) {
-        double now = t->history[(t->hist_pos + size - 1) % size];
-        double then = t->history[(t->hist_pos + size - 1 - w) % size];
-        double scale = fabs(now) > 1.0 ? fabs(now) : 1.0;
-        if (fabs(then - now) <= t->test.rel_tol * scale)
-            return converged(t, 2);
-    }
-    return converged(t, 0);
 }

@@ -85,6 +85,8 @@ struct drpo_trainer {
 int drpo__trainer_option_valid(int32_t key, double value);
 double drpo__trainer_read_option(const drpo_trainer *t, int32_t key);
 void drpo__trainer_apply_option(drpo_trainer *t, int32_t key, double value);
+/* Every option at its default (trainer_options.c). */
+void drpo__trainer_defaults(drpo_trainer *t);
 
 /* The units of a step: the batch's own, or with a collective the global
  * units merged over every rank (units.c). */
