@@ -30,6 +30,7 @@ struct drpo_objective {
     double diag[DRPO__NDIAG];
     unsigned diag_set; /* bit k: diag[k] is defined */
     size_t m, n;       /* support and size of the last solve (q, p, d in scratch) */
+    size_t uniform_n;  /* p holds n copies of 1/n for this n (0: it does not) */
     char err[DRPO__ERRLEN];
 };
 
@@ -296,6 +297,7 @@ static drpo_status reserve(drpo_objective *obj, size_t n)
     obj->q = block + 2 * n;
     obj->pairs = (drpo_pair *)(block + 3 * n);
     obj->cap = n;
+    obj->uniform_n = 0;
     return DRPO_OK;
 }
 
@@ -420,10 +422,14 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     double p_top = 0.0, mean_d = 0.0, d_max = 0.0, pu = 1.0 / (double)n;
     double *dd = obj->d, *pp = obj->p;
     if (!base && fast) { /* the common case, kept free of branches */
+        if (obj->uniform_n != n) { /* the base array already holds 1/n after such a solve */
+            for (size_t i = 0; i < n; i++)
+                pp[i] = pu;
+            obj->uniform_n = n;
+        }
         for (size_t i = 0; i < n; i++) {
             double d = top - loss[i] * down;
             dd[i] = d;
-            pp[i] = pu;
             tied += d == 0.0;
             mean_d += d;
             d_max = d > d_max ? d : d_max;
@@ -432,6 +438,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         p_top = (double)tied * pu;
         mean_d *= pu;
     } else {
+        obj->uniform_n = 0;
         for (size_t i = 0; i < n; i++) {
             if (base && base[i] == 0.0)
                 continue;
@@ -491,9 +498,15 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     /* renormalise only what needs it: q = p stays bitwise p, which matters
      * when a huge penalty multiplies D(q||p) */
     double scale = fabs(qsum - 1.0) > 64 * DBL_EPSILON ? 1.0 / qsum : 1.0;
-    if (scale != 1.0)
+    int written = 0; /* q copied out to weights on the way (whole support) */
+    if (scale != 1.0 && weights && m == n) {
+        for (size_t j = 0; j < m; j++)
+            weights[j] = obj->q[j] = obj->q[j] * scale;
+        written = 1;
+    } else if (scale != 1.0) {
         for (size_t j = 0; j < m; j++)
             obj->q[j] *= scale;
+    }
 
     /* commit: outputs and diagnostics (the ones that need a pass over q are
      * computed when asked for, from the q and p the handle keeps) */
@@ -516,7 +529,8 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     obj->solved = 1;
 
     if (weights && m == n) {
-        memcpy(weights, obj->q, n * sizeof *weights);
+        if (!written)
+            memcpy(weights, obj->q, n * sizeof *weights);
     } else if (weights) { /* scatter back, zero off the support */
         size_t j = 0;
         for (size_t i = 0; i < n; i++)
