@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void *default_malloc(void *user, size_t size)
 {
@@ -36,6 +37,21 @@ drpo_status drpo__allocator_init(drpo_allocator *dst, const drpo_allocator *src)
         return DRPO_ERR_PARAM_RANGE;
     *dst = *src;
     dst->struct_size = sizeof *dst;
+    return DRPO_OK;
+}
+
+drpo_status drpo__handle_new(const drpo_allocator *user, size_t size, void **out)
+{
+    drpo_allocator a;
+    drpo_status st = drpo__allocator_init(&a, user);
+    if (st != DRPO_OK)
+        return st;
+    void *h = drpo__malloc(&a, size);
+    if (!h)
+        return DRPO_ERR_NOMEM;
+    memset(h, 0, size);
+    memcpy(h, &a, sizeof a);
+    *out = h;
     return DRPO_OK;
 }
 

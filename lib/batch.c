@@ -17,15 +17,10 @@ drpo_status drpo_batch_create_with_allocator(drpo_batch **out, const drpo_alloca
     if (!out)
         return DRPO_ERR_NULL;
     *out = NULL;
-    drpo_allocator a;
-    drpo_status st = drpo__allocator_init(&a, alloc);
+    drpo_batch *b;
+    drpo_status st = drpo__handle_new(alloc, sizeof *b, (void **)&b);
     if (st != DRPO_OK)
         return st;
-    drpo_batch *b = drpo__malloc(&a, sizeof *b);
-    if (!b)
-        return DRPO_ERR_NOMEM;
-    memset(b, 0, sizeof *b);
-    b->alloc = a;
     b->max_group = -1;
     *out = b;
     return DRPO_OK;

@@ -5,7 +5,7 @@
 #include "keytable.h"
 
 struct drpo_batch {
-    drpo_allocator alloc;
+    drpo_allocator alloc; /* first member: made by drpo__handle_new */
     size_t n, cap;       /* pairs */
     uint64_t *key;       /* [cap] prompt key of each pair */
     int32_t *group;      /* [cap] */

@@ -11,6 +11,9 @@
 
 /* Validate and copy a user allocator, or install the C library's. */
 drpo_status drpo__allocator_init(drpo_allocator *dst, const drpo_allocator *src);
+/* A zeroed handle of `size` bytes whose first member is its drpo_allocator,
+ * set from `user` (NULL: the C library's).  Every handle is made this way. */
+drpo_status drpo__handle_new(const drpo_allocator *user, size_t size, void **out);
 void *drpo__malloc(const drpo_allocator *a, size_t size);
 void drpo__free(const drpo_allocator *a, void *ptr);
 /* Grow scratch *buf to hold `need` elements of `size` bytes (contents are

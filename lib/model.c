@@ -18,20 +18,17 @@ drpo_status drpo_model_create_with_allocator(drpo_model **out, size_t n_params,
         return DRPO_ERR_SIZE;
     if (!cb->forward || !cb->backward)
         return DRPO_ERR_NULL;
-    drpo_allocator a;
-    drpo_status st = drpo__allocator_init(&a, alloc);
+    drpo_model *m;
+    drpo_status st = drpo__handle_new(alloc, sizeof *m, (void **)&m);
     if (st != DRPO_OK)
         return st;
-    drpo_model *m = drpo__malloc(&a, sizeof *m);
-    float *params = drpo__malloc_array(&a, n_params, sizeof(float));
-    if (!m || !params) {
+    float *params = drpo__malloc_array(&m->alloc, n_params, sizeof(float));
+    if (!params) {
+        drpo_allocator a = m->alloc;
         drpo__free(&a, m);
-        drpo__free(&a, params);
         return DRPO_ERR_NOMEM;
     }
-    memset(m, 0, sizeof *m);
     memset(params, 0, n_params * sizeof(float));
-    m->alloc = a;
     m->n_params = n_params;
     m->params = params;
     size_t copy = cb->struct_size < sizeof m->cb ? cb->struct_size : sizeof m->cb;

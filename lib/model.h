@@ -5,7 +5,7 @@
 #include "internal.h"
 
 struct drpo_model {
-    drpo_allocator alloc;
+    drpo_allocator alloc; /* first member: made by drpo__handle_new */
     size_t n_params;
     float *params;
     drpo_model_callbacks cb; /* copied; fields past the caller's struct_size are NULL */

@@ -10,7 +10,7 @@
 #define DRPO__NDIAG (DRPO_DIAG_DEGENERATE + 1)
 
 struct drpo_objective {
-    drpo_allocator alloc;
+    drpo_allocator alloc; /* first member: made by drpo__handle_new */
     int32_t set;
     const drpo_set_ops *ops;
     int form;     /* DRPO__FORM_NONE until the set's parameter is set */
@@ -55,15 +55,10 @@ drpo_status drpo_objective_create_with_allocator(drpo_objective **out, int32_t s
     const drpo_set_ops *ops = drpo__set_ops(set);
     if (!ops)
         return DRPO_ERR_SET;
-    drpo_allocator a;
-    drpo_status st = drpo__allocator_init(&a, alloc);
+    drpo_objective *obj;
+    drpo_status st = drpo__handle_new(alloc, sizeof *obj, (void **)&obj);
     if (st != DRPO_OK)
         return st;
-    drpo_objective *obj = drpo__malloc(&a, sizeof *obj);
-    if (!obj)
-        return DRPO_ERR_NOMEM;
-    memset(obj, 0, sizeof *obj);
-    obj->alloc = a;
     obj->set = set;
     obj->ops = ops;
     obj->form = DRPO__FORM_NONE;

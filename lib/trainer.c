@@ -26,15 +26,11 @@ drpo_status drpo_trainer_create_with_allocator(drpo_trainer **out, drpo_model *m
     drpo__objective_config(o, &cfg);
     if (cfg.mode == DRPO_MODE_GROUP && cfg.groups == 0)
         return DRPO_ERR_STATE;
-    drpo_allocator a;
-    drpo_status st = drpo__allocator_init(&a, alloc);
+    drpo_trainer *t;
+    drpo_status st = drpo__handle_new(alloc, sizeof *t, (void **)&t);
     if (st != DRPO_OK)
         return st;
-    drpo_trainer *t = drpo__malloc(&a, sizeof *t);
-    if (!t)
-        return DRPO_ERR_NOMEM;
-    memset(t, 0, sizeof *t);
-    t->alloc = a;
+    drpo_allocator a = t->alloc;
     t->model = m;
     t->obj = o;
     drpo__trainer_defaults(t);

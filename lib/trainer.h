@@ -18,7 +18,7 @@ typedef struct drpo_test_config {
 } drpo_test_config;
 
 struct drpo_trainer {
-    drpo_allocator alloc;
+    drpo_allocator alloc; /* first member: made by drpo__handle_new */
     drpo_model *model;   /* borrowed, may be NULL (weights only) */
     drpo_objective *obj; /* borrowed */
     drpo_optim_config opt;

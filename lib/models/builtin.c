@@ -1,6 +1,16 @@
 /* builtin.c - wrapping the built-in models' data into a drpo_model. */
 #include "builtin.h"
 
+int drpo__builtin_check_indices(const drpo_batch *b, size_t limit)
+{
+    for (size_t j = 0; j < drpo_batch_size(b); j++) {
+        int64_t h = drpo_batch_host_index(b, j);
+        if (h < 0 || (uint64_t)h >= limit)
+            return DRPO_BUILTIN_BAD_INDEX;
+    }
+    return 0;
+}
+
 drpo_status drpo__builtin_model(drpo_model **out, size_t n_params, const drpo_model_callbacks *cb,
                                 void *user, const drpo_allocator *alloc)
 {

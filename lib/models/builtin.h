@@ -11,6 +11,10 @@ enum {
     DRPO_BUILTIN_NOMEM = 2      /* scratch could not grow */
 };
 
+/* 0 if every host index of the batch lies in [0, limit), else
+ * DRPO_BUILTIN_BAD_INDEX. */
+int drpo__builtin_check_indices(const drpo_batch *b, size_t limit);
+
 /* Wrap user data and callbacks in a model; frees `user` through free_user if
  * the model cannot be created. */
 drpo_status drpo__builtin_model(drpo_model **out, size_t n_params, const drpo_model_callbacks *cb,

@@ -9,7 +9,7 @@
 #include <string.h>
 
 typedef struct pairwise_linear {
-    drpo_allocator alloc;
+    drpo_allocator alloc; /* first member: made by drpo__handle_new */
     size_t dim, rows;
     const float *diff; /* rows x dim, borrowed */
     int32_t kind;
@@ -73,11 +73,9 @@ static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b
             pl->eff[i] = params[i] - pl->theta_ref[i];
         theta = pl->eff;
     }
-    for (size_t j = 0; j < n; j++) {
-        int64_t h = drpo_batch_host_index(b, j);
-        if (h < 0 || (uint64_t)h >= pl->rows)
-            return DRPO_BUILTIN_BAD_INDEX;
-    }
+    int rc = drpo__builtin_check_indices(b, pl->rows);
+    if (rc)
+        return rc;
     for (size_t j = 0; j < n;) {
         size_t k = run_length(b, j, n);
         const float *x = pl->diff + (size_t)drpo_batch_host_index(b, j) * d;
@@ -163,14 +161,10 @@ drpo_status drpo_pairwise_linear_create_with_allocator(drpo_model **out, size_t 
     drpo_status st = drpo__loss_check(loss_kind, beta, smoothing);
     if (st != DRPO_OK)
         return st;
-    drpo_allocator a;
-    if (drpo__allocator_init(&a, alloc) != DRPO_OK)
-        return DRPO_ERR_PARAM_RANGE;
-    pairwise_linear *pl = drpo__malloc(&a, sizeof *pl);
-    if (!pl)
-        return DRPO_ERR_NOMEM;
-    memset(pl, 0, sizeof *pl);
-    pl->alloc = a;
+    pairwise_linear *pl;
+    if ((st = drpo__handle_new(alloc, sizeof *pl, (void **)&pl)) != DRPO_OK)
+        return st;
+    drpo_allocator a = pl->alloc;
     pl->dim = dim;
     pl->rows = rows;
     pl->diff = diff;

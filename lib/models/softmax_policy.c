@@ -12,7 +12,7 @@
 #include <string.h>
 
 typedef struct softmax_policy {
-    drpo_allocator alloc;
+    drpo_allocator alloc; /* first member: made by drpo__handle_new */
     size_t dim, n_prompts, max_k;
     const size_t *off;     /* [n_prompts + 1], borrowed */
     const float *features; /* [off[n_prompts] x dim], borrowed */
@@ -64,20 +64,10 @@ static void prompt_stats(const softmax_policy *sp, size_t i, const double *logp,
     *kl = d > 0.0 ? d : 0.0;
 }
 
-static int check_indices(const softmax_policy *sp, const drpo_batch *b)
-{
-    for (size_t j = 0; j < drpo_batch_size(b); j++) {
-        int64_t h = drpo_batch_host_index(b, j);
-        if (h < 0 || (uint64_t)h >= sp->n_prompts)
-            return DRPO_BUILTIN_BAD_INDEX;
-    }
-    return 0;
-}
-
 static int sp_forward(void *user, const float *params, const drpo_batch *b, double *loss)
 {
     softmax_policy *sp = user;
-    int rc = check_indices(sp, b);
+    int rc = drpo__builtin_check_indices(b, sp->n_prompts);
     if (rc)
         return rc;
     for (size_t j = 0; j < drpo_batch_size(b); j++) {
@@ -94,7 +84,7 @@ static int sp_backward(void *user, const float *params, const drpo_batch *b, con
                        float *grad)
 {
     softmax_policy *sp = user;
-    int rc = check_indices(sp, b);
+    int rc = drpo__builtin_check_indices(b, sp->n_prompts);
     if (rc)
         return rc;
     for (size_t j = 0; j < drpo_batch_size(b); j++) {
@@ -138,14 +128,11 @@ drpo_status drpo_softmax_policy_create_with_allocator(drpo_model **out, size_t d
     }
     if (!(beta >= 0.0) || !isfinite(beta))
         return DRPO_ERR_PARAM_RANGE;
-    drpo_allocator a;
-    if (drpo__allocator_init(&a, alloc) != DRPO_OK)
-        return DRPO_ERR_PARAM_RANGE;
-    softmax_policy *sp = drpo__malloc(&a, sizeof *sp);
-    if (!sp)
-        return DRPO_ERR_NOMEM;
-    memset(sp, 0, sizeof *sp);
-    sp->alloc = a;
+    softmax_policy *sp;
+    drpo_status st = drpo__handle_new(alloc, sizeof *sp, (void **)&sp);
+    if (st != DRPO_OK)
+        return st;
+    drpo_allocator a = sp->alloc;
     sp->dim = dim;
     sp->n_prompts = n_prompts;
     sp->max_k = max_k;
