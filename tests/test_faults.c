@@ -496,8 +496,7 @@ START_TEST(test_killed_mid_save)
     drpo_objective *o = NULL;
     drpo_trainer *t = NULL;
     ck_assert_int_eq(kill_setup(&m, &o, &t), DRPO_OK);
-    unsigned seed = (unsigned)time(NULL);
-    int valid = 0, absent = 0, temps_left = 0;
+    unsigned seed = 12345; /* the kill times still vary with the machine's speed */
     for (int round = 0; round < 12; round++) {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -513,9 +512,7 @@ START_TEST(test_killed_mid_save)
         ck_assert_msg(WIFSIGNALED(wst), "the saving child failed by itself (status %d)", wst);
         /* the file: absent, or valid and one of the saved states */
         drpo_status st = drpo_trainer_load(t, path);
-        if (st == DRPO_ERR_IO && access(path, F_OK) != 0) {
-            absent++;
-        } else {
+        if (!(st == DRPO_ERR_IO && access(path, F_OK) != 0)) { /* absent is fine */
             ck_assert_msg(st == DRPO_OK, "round %d: a killed save left a file that loads with %d",
                           round, (int)st);
             const float *p = drpo_model_params(m);
@@ -524,7 +521,6 @@ START_TEST(test_killed_mid_save)
             for (size_t i = 0; i < KILL_PARAMS; i++)
                 if (p[i] != kill_value(v, i))
                     ck_abort_msg("round %d: the loaded file mixes states (param %zu)", round, i);
-            valid++;
         }
         /* only the killed save's temporary file may be left (its name is
          * <path>.tmp.XXXXXX); remove it, as a restarting program would */
@@ -544,9 +540,7 @@ START_TEST(test_killed_mid_save)
         }
         closedir(d);
         ck_assert_int_le(temps, 1);
-        temps_left += temps;
     }
-    (void)valid, (void)absent, (void)temps_left;
     drpo_trainer_free(t);
     drpo_objective_free(o);
     drpo_model_free(m);
