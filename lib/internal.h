@@ -64,8 +64,15 @@ enum { DRPO__FORM_NONE = 0, DRPO__FORM_RADIUS, DRPO__FORM_PENALTY, DRPO__FORM_LE
 
 typedef struct drpo_problem {
     size_t m;          /* support size, >= 1 */
-    const double *d;   /* gaps, min is exactly 0 */
+    /* gaps d_j = top - x_j * down (drpo__gap), min exactly 0: x is the losses
+     * themselves with top = l_max 2^-e and down = 2^-e when that is exact
+     * (uniform base, no pass needed to make the gaps), else the compacted
+     * gaps with top = 0 and down = -1 (0 - (-d) is d exactly) */
+    const double *x;
+    double top, down;
     const double *p;   /* base on the support, renormalised, all > 0 */
+    int uniform;       /* every p_j is pu: kernels need not read p */
+    double pu;
     double p_top;      /* mass of the argmax set {d == 0} */
     double mean_d;     /* sum p d */
     double d_max;      /* largest gap */
@@ -74,6 +81,11 @@ typedef struct drpo_problem {
     drpo_pair *pairs;  /* scratch for m pairs */
     double *q;         /* output: m weights (normalised afterwards) */
 } drpo_problem;
+
+static inline double drpo__gap(const drpo_problem *pb, size_t j)
+{
+    return pb->top - pb->x[j] * pb->down;
+}
 
 typedef struct drpo_solution {
     double value;      /* optimum of the gap problem, <= 0: value = l_max + value * 2^e */
@@ -137,6 +149,14 @@ static inline double drpo__bsum_value(const drpo_bsum *b)
     drpo__ksum_add(&k, b->block);
     return drpo__ksum_value(&k);
 }
+
+/* One read of n losses (scan.c): finiteness, range, ties at the maximum and
+ * sum (l_j - l_0) (compensated). */
+typedef struct drpo_loss_scan {
+    double max, min, at_max, shifted_sum;
+    int finite;
+} drpo_loss_scan;
+drpo_loss_scan drpo__scan_losses(size_t n, const double *loss);
 
 /* Shared pieces of the solvers (sets/common.c). */
 /* q = p restricted to the argmax set, renormalised: the degenerate answer. */

@@ -29,7 +29,8 @@ struct drpo_objective {
     int solved;
     double diag[DRPO__NDIAG];
     unsigned diag_set; /* bit k: diag[k] is defined */
-    size_t m, n;       /* support and size of the last solve (q, p, d in scratch) */
+    size_t m, n;       /* support and size of the last solve (q, p in scratch) */
+    size_t tied;       /* units of the support at the maximum loss */
     size_t uniform_n;  /* p holds n copies of 1/n for this n (0: it does not) */
     char err[DRPO__ERRLEN];
 };
@@ -238,24 +239,24 @@ drpo_status drpo_objective_get(const drpo_objective *obj, int32_t key, double *v
 
 static double lazy_diag(const drpo_objective *obj, int32_t key)
 {
-    const double *q = obj->q, *d = obj->d;
+    const double *q = obj->q;
     size_t m = obj->m;
     if (key == DRPO_DIAG_DIVERGENCE)
         return obj->ops->divergence(m, q, obj->p);
-    double q2 = 0.0, qmax = 0.0, support = 0.0, off_top = 0.0;
+    double q2 = 0.0, qmax = 0.0, support = 0.0;
     for (size_t j = 0; j < m; j++) {
         q2 += q[j] * q[j];
         qmax = q[j] > qmax ? q[j] : qmax;
         support += q[j] > 0.0;
-        off_top += d[j] > 0.0 ? q[j] : 0.0;
     }
     switch (key) {
     case DRPO_DIAG_ESS: return 1.0 / q2;
     case DRPO_DIAG_ESS_FRACTION: return 1.0 / q2 / (double)obj->n;
     case DRPO_DIAG_MAX_WEIGHT: return qmax;
     case DRPO_DIAG_SUPPORT: return support;
-    default: /* degenerate: the worst case is the maximum loss (all mass on the argmax set) */
-        return off_top == 0.0;
+    default: /* degenerate: the worst case is the maximum loss (all mass on the argmax
+                units; every set gives each of them weight, so: no other unit has any) */
+        return support == (double)obj->tied;
     }
 }
 
@@ -299,6 +300,7 @@ static drpo_status reserve(drpo_objective *obj, size_t n)
 /* Range of the losses over the support of the base, gathered while checking. */
 typedef struct loss_range {
     double max, mag; /* largest loss and largest |loss| where base > 0 */
+    drpo_loss_scan scan; /* uniform base: the whole scan */
 } loss_range;
 
 /* One pass: every loss finite, every base weight finite and >= 0, the base
@@ -317,12 +319,10 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
     double l_max = -DBL_MAX, mag = 0.0, s = 0.0;
     int bad = 0;
     if (!base) {
-        for (size_t i = 0; i < n; i++) {
-            double l = loss[i];
-            bad |= !isfinite(l);
-            l_max = l > l_max ? l : l_max;
-            mag = fabs(l) > mag ? fabs(l) : mag;
-        }
+        r->scan = drpo__scan_losses(n, loss);
+        bad = !r->scan.finite;
+        l_max = r->scan.max;
+        mag = fmax(fabs(r->scan.max), fabs(r->scan.min));
     } else {
         for (size_t i = 0; i < n; i++) {
             double l = loss[i], b = base[i];
@@ -395,7 +395,8 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (!obj)
         return DRPO_ERR_NULL;
     double base_sum = 1.0;
-    loss_range range = {0.0, 0.0};
+    loss_range range;
+    memset(&range, 0, sizeof range);
     drpo_status st = check_inputs(obj, n, loss, base, &base_sum, &range);
     if (st != DRPO_OK)
         return st;
@@ -416,23 +417,31 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     size_t m = 0, tied = 0;
     double p_top = 0.0, mean_d = 0.0, d_max = 0.0, pu = 1.0 / (double)n;
     double *dd = obj->d, *pp = obj->p;
-    if (!base && fast) { /* the common case, kept free of branches */
+    pb.uniform = 0;
+    pb.pu = pu;
+    if (!base && fast) { /* the common case: the gaps are the losses, mapped on the fly */
         if (obj->uniform_n != n) { /* the base array already holds 1/n after such a solve */
             for (size_t i = 0; i < n; i++)
                 pp[i] = pu;
             obj->uniform_n = n;
         }
-        for (size_t i = 0; i < n; i++) {
-            double d = top - loss[i] * down;
-            dd[i] = d;
-            tied += d == 0.0;
-            mean_d += d;
-            d_max = d > d_max ? d : d_max;
-        }
+        const drpo_loss_scan *sc = &range.scan;
+        pb.x = loss;
+        pb.top = top;
+        pb.down = down;
+        pb.uniform = 1;
         m = n;
-        p_top = (double)tied * pu;
-        mean_d *= pu;
+        tied = (size_t)sc->at_max;
+        p_top = sc->at_max * pu;
+        d_max = top - sc->min * down;
+        /* sum d_j = sum (top - l_0 2^-e) - (l_j - l_0) 2^-e: both parts of the
+         * size of the spread, so nearly equal losses lose no digits */
+        mean_d = (top - loss[0] * down) - sc->shifted_sum * pu * down;
+        mean_d = mean_d < 0.0 ? 0.0 : mean_d > d_max ? d_max : mean_d;
     } else {
+        pb.x = dd;
+        pb.top = 0.0;
+        pb.down = -1.0;
         obj->uniform_n = 0;
         for (size_t i = 0; i < n; i++) {
             if (base && base[i] == 0.0)
@@ -453,7 +462,6 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (tied == m) /* all losses equal: exactly, whatever the base sums to in floating point */
         p_top = 1.0;
     pb.m = m;
-    pb.d = obj->d;
     pb.p = obj->p;
     pb.p_top = p_top;
     pb.mean_d = mean_d;
@@ -509,6 +517,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     obj->diag_set = 0;
     obj->m = m;
     obj->n = n;
+    obj->tied = tied;
     set_diag(obj, DRPO_DIAG_VALUE, v);
     set_diag(obj, DRPO_DIAG_MEAN, l_max - ldexp(mean_d, e));
     if (sol.has_eta) /* the lambda part kept apart: lambda * 2^-e may have been clamped */

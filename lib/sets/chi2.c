@@ -96,7 +96,7 @@ static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *
     double c = s1 / mass, c1 = 0.0, c2 = 0.0, top = 0.0;
     drpo_bsum m = {{0.0, 0.0}, 0.0, 0};
     for (size_t j = 0; j < pb->m; j++) { /* branch-free: which gaps are active is data */
-        double d = pb->d[j], active = d < s.limit, p = active * pb->p[j], x = d - c;
+        double d = drpo__gap(pb, j), active = d < s.limit, p = active * pb->p[j], x = d - c;
         drpo__bsum_add(&m, p);
         c1 += p * x;
         c2 += p * x * x;
@@ -128,7 +128,7 @@ static double clamp_to_piece(double t, const chi2_active *s)
 static void chi2_weights(const drpo_problem *pb, double t)
 {
     for (size_t j = 0; j < pb->m; j++) { /* branch-free: the sign of r is data */
-        double r = t - pb->d[j];
+        double r = t - drpo__gap(pb, j);
         r = r > 0.0 ? r : 0.0;
         pb->q[j] = pb->p[j] * r;
     }
@@ -153,7 +153,7 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
          * p (t - d), cannot overflow when lambda is huge (a penalty clamped
          * to DBL_MAX in gap space, e.g. penalty 0.3 with denormal losses) */
         for (size_t j = 0; j < m; j++) {
-            double r = 1.0 + (s.mean - pb->d[j]) / lambda;
+            double r = 1.0 + (s.mean - drpo__gap(pb, j)) / lambda;
             pb->q[j] = r > 0.0 ? pb->p[j] * r : 0.0;
         }
         sol->eta = s.mean; /* eta = mean - lambda, the lambda part kept apart */

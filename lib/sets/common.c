@@ -12,7 +12,7 @@ void drpo__q_base(const drpo_problem *pb, drpo_solution *sol)
 void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol)
 {
     for (size_t j = 0; j < pb->m; j++)
-        pb->q[j] = pb->d[j] == 0.0 ? pb->p[j] / pb->p_top : 0.0;
+        pb->q[j] = drpo__gap(pb, j) == 0.0 ? pb->p[j] / pb->p_top : 0.0;
     sol->value = 0.0;
 }
 

@@ -73,7 +73,7 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
     if (rest > at / alpha) /* never past the group's caps */
         rest = at / alpha;
     for (size_t j = 0; j < m; j++) {
-        double d = pb->d[j];
+        double d = drpo__gap(pb, j);
         pb->q[j] = d < t ? pb->p[j] / alpha : d == t ? rest * pb->p[j] / at : 0.0;
     }
     sol->eta = t;

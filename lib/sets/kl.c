@@ -58,7 +58,8 @@ static inline double exp_nonpos(double x)
 /* The gaps and masses a Newton iteration runs over: the problem's arrays
  * (stride 1) or a sample of (d, p) pairs (stride 2). */
 typedef struct kl_view {
-    const double *d, *p;
+    const double *x, *p; /* gap j: top - x[j * stride] * down (drpo__gap) */
+    double top, down;
     size_t m, stride;
     double d_max, d_min; /* largest gap; smallest positive gap */
 } kl_view;
@@ -73,13 +74,14 @@ typedef struct kl_eval {
  * go to w (m doubles of scratch). */
 static kl_eval kl_evaluate(const kl_view *v, double u, double *restrict w)
 {
-    const double *restrict d = v->d, *restrict p = v->p;
+    const double *restrict x = v->x, *restrict p = v->p;
+    const double top = v->top, down = v->down;
     size_t m = v->m, s = v->stride;
     double z = 0.0, s1 = 0.0, s2 = 0.0, em1 = 0.0;
     int precise = u * v->d_max < 0.5; /* Z near 1: log1p of an expm1 sum keeps log Z exact */
     if (precise) {
         for (size_t j = 0; j < m; j++) {
-            double dj = d[j * s], e1 = expm1(-u * dj), wj = p[j * s] * (1.0 + e1);
+            double dj = top - x[j * s] * down, e1 = expm1(-u * dj), wj = p[j * s] * (1.0 + e1);
             em1 += p[j * s] * e1;
             z += wj;
             s1 += wj * dj;
@@ -88,11 +90,14 @@ static kl_eval kl_evaluate(const kl_view *v, double u, double *restrict w)
         }
     } else if (s == 1) {
         v2df za = {0}, zb = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, nu = {-u, -u};
+        v2df vt = {top, top}, vd = {down, down};
         size_t j = 0;
         for (; j + 4 <= m; j += 4) { /* two independent lanes pairs for the pipeline */
             v2df da, db, pa, pb2;
-            memcpy(&da, d + j, sizeof da);
-            memcpy(&db, d + j + 2, sizeof db);
+            memcpy(&da, x + j, sizeof da);
+            memcpy(&db, x + j + 2, sizeof db);
+            da = vt - da * vd;
+            db = vt - db * vd;
             memcpy(&pa, p + j, sizeof pa);
             memcpy(&pb2, p + j + 2, sizeof pb2);
             v2df wa = pa * exp_nonpos2(nu * da), wb = pb2 * exp_nonpos2(nu * db);
@@ -110,7 +115,7 @@ static kl_eval kl_evaluate(const kl_view *v, double u, double *restrict w)
         s1 = v1[0] + v1[1];
         s2 = v2[0] + v2[1];
         for (; j < m; j++) {
-            double dj = d[j], wj = p[j] * exp_nonpos(-u * dj);
+            double dj = top - x[j] * down, wj = p[j] * exp_nonpos(-u * dj);
             z += wj;
             s1 += wj * dj;
             s2 += wj * dj * dj;
@@ -118,7 +123,7 @@ static kl_eval kl_evaluate(const kl_view *v, double u, double *restrict w)
         }
     } else {
         for (size_t j = 0; j < m; j++) {
-            double dj = d[j * s], wj = p[j * s] * exp_nonpos(-u * dj);
+            double dj = top - x[j * s] * down, wj = p[j * s] * exp_nonpos(-u * dj);
             z += wj;
             s1 += wj * dj;
             s2 += wj * dj * dj;
@@ -147,7 +152,7 @@ static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    kl_view v = {pb->d, pb->p, pb->m, 1, pb->d_max, 0.0};
+    kl_view v = {pb->x, pb->p, pb->top, pb->down, pb->m, 1, pb->d_max, 0.0};
     kl_eval e = kl_evaluate(&v, u, pb->q);
     sol->value = lambda * e.log_z;
     sol->eta = -sol->value; /* mu = lambda log E_p exp(l / lambda), in gaps */
@@ -201,16 +206,16 @@ static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
         double mass = 0.0, d_max = 0.0, d_min = INFINITY;
         for (size_t i = 0; i < s; i++) { /* one gap from each of s strata */
             size_t j = i * m / s + (size_t)((i * 0x9E3779B97F4A7C15ull) >> 40) % (m / s);
-            pb->pairs[i].d = pb->d[j];
+            pb->pairs[i].d = drpo__gap(pb, j);
             pb->pairs[i].p = pb->p[j];
             mass += pb->p[j];
-            d_max = fmax(d_max, pb->d[j]);
-            if (pb->d[j] > 0.0)
-                d_min = fmin(d_min, pb->d[j]);
+            d_max = fmax(d_max, drpo__gap(pb, j));
+            if (drpo__gap(pb, j) > 0.0)
+                d_min = fmin(d_min, drpo__gap(pb, j));
         }
         for (size_t i = 0; i < s; i++)
             pb->pairs[i].p /= mass;
-        kl_view sv = {&pb->pairs[0].d, &pb->pairs[0].p, s, 2, d_max, d_min};
+        kl_view sv = {&pb->pairs[0].d, &pb->pairs[0].p, 0.0, -1.0, s, 2, d_max, d_min};
         double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         kl_eval e;
         if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e, pb->q) > 0 && u > 0.0 && isfinite(u))
@@ -218,7 +223,7 @@ static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
     }
     double var_p = 0.0;
     for (size_t j = 0; j < m; j++) {
-        double c = pb->d[j] - pb->mean_d;
+        double c = drpo__gap(pb, j) - pb->mean_d;
         var_p += pb->p[j] * c * c;
     }
     double u = var_p > 0.0 ? sqrt(2.0 * rho / var_p) : 1.0;
@@ -246,9 +251,9 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
     }
     double d_min = INFINITY; /* smallest positive gap */
     for (size_t j = 0; j < pb->m; j++)
-        if (pb->d[j] > 0.0 && pb->d[j] < d_min)
-            d_min = pb->d[j];
-    kl_view v = {pb->d, pb->p, pb->m, 1, pb->d_max, d_min};
+        if (drpo__gap(pb, j) > 0.0 && drpo__gap(pb, j) < d_min)
+            d_min = drpo__gap(pb, j);
+    kl_view v = {pb->x, pb->p, pb->top, pb->down, pb->m, 1, pb->d_max, d_min};
     double u = kl_start(pb, &v, rho);
     kl_eval e;
     /* |KL - rho| <= 1e-10 rho keeps q well inside the contract's 1e-9 and

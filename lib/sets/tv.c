@@ -16,7 +16,7 @@
 static void add_to_top(const drpo_problem *pb, double mass)
 {
     for (size_t j = 0; j < pb->m; j++)
-        if (pb->d[j] == 0.0)
+        if (drpo__gap(pb, j) == 0.0)
             pb->q[j] += mass * pb->p[j] / pb->p_top;
 }
 
@@ -70,7 +70,7 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
      * pass for the gaps above it */
     double above = 0.0, at = 0.0, excess = 0.0;
     for (size_t j = 0; j < m; j++) {
-        double d = pb->d[j];
+        double d = drpo__gap(pb, j);
         if (d > b) {
             above += pb->p[j];
             excess += pb->p[j] * (d - b);
@@ -85,7 +85,7 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         take = at;
     double add = (above + take) / pb->p_top; /* added to the argmax set, per unit of p */
     for (size_t j = 0; j < m; j++) {
-        double d = pb->d[j], p = pb->p[j];
+        double d = drpo__gap(pb, j), p = pb->p[j];
         pb->q[j] = d > b ? 0.0 : d == b ? p * (1.0 - take / at) : d == 0.0 ? p + add * p : p;
     }
     sol->eta = b;
@@ -107,7 +107,7 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->iterations = 1;
     double moved = 0.0, gain = 0.0;
     for (size_t j = 0; j < pb->m; j++) {
-        double d = pb->d[j];
+        double d = drpo__gap(pb, j);
         if (d > lambda) {
             moved += pb->p[j];
             gain += pb->p[j] * (d - lambda);

@@ -12,6 +12,7 @@
  * time, until it is small enough to sort.  Exact either way: the samples
  * only decide how much gets looked at. */
 #include "../internal.h"
+#include "../vec.h"
 
 #include <math.h>
 
@@ -45,7 +46,7 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
     for (size_t i = 0; i < s; i++) { /* one gap from each of s equal strata */
         size_t lo = i * n / s, hi = (i + 1) * n / s;
         size_t j = lo + (size_t)(mix(i + 1) % (hi - lo));
-        out[i] = pairs ? pairs[j] : (drpo_pair){pb->d[j], pb->p[j]};
+        out[i] = pairs ? pairs[j] : (drpo_pair){drpo__gap(pb, j), pb->p[j]};
         total += out[i].p;
     }
     for (size_t i = 0; i < s; i++)
@@ -88,37 +89,130 @@ static void add_below(drpo_window *w, const drpo_ksum *mass, double s1, double s
     w->below_s2 += s2;
 }
 
+/* Sums of one pass, four lanes each: masses in plain blocks compensated
+ * across blocks (or counts, with a uniform base), moments plain. */
+typedef struct fill_sums {
+    drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated */
+    drpo_v4d s1[2], s2[2];         /* below, inside */
+    drpo_v4d next;
+    size_t k; /* pairs copied */
+} fill_sums;
+
+/* Neumaier's step on four lanes (see drpo__ksum_add). */
+DRPO__INLINE void ksum4_add(drpo_v4d *s, drpo_v4d *c, drpo_v4d x)
+{
+    const drpo_v4i abs = (drpo_v4i)drpo__v4_set1(-0.0);
+    drpo_v4d t = *s + x;
+    drpo_v4i s_big = (~abs & (drpo_v4i)*s) >= (~abs & (drpo_v4i)x);
+    *c += drpo__v4_select(s_big, (*s - t) + x, (x - t) + *s);
+    *s = t;
+}
+
+/* Four gaps' share of the pass.  w: their masses, or ones to count them
+ * (uniform base); real: the lanes that hold a gap (all but a padded tail). */
+DRPO__INLINE void fill_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d w, drpo_v4i real, double lo,
+                             double hi, drpo_v4d blk[3], fill_sums *f, drpo_pair *pairs)
+{
+    drpo_v4i below = real & (d < lo), above = real & (d >= hi);
+    drpo_v4i inside = real & ~(below | above);
+    drpo_v4d zero = drpo__v4_set1(0.0);
+    drpo_v4d bw = drpo__v4_select(below, w, zero), aw = drpo__v4_select(above, w, zero);
+    drpo_v4d iw = drpo__v4_select(inside, w, zero);
+    blk[0] += bw;
+    blk[1] += iw;
+    blk[2] += aw;
+    f->s1[0] += bw * d;
+    f->s2[0] += bw * d * d;
+    f->s1[1] += iw * d;
+    f->s2[1] += iw * d * d;
+    f->next = drpo__v4_select(above & (d < f->next), d, f->next);
+    if (drpo__v4_any(inside)) /* few: the bracket holds a few per cent of the gaps */
+        for (int l = 0; l < 4; l++)
+            if (inside[l]) {
+                pairs[f->k].d = d[l];
+                pairs[f->k].p = p[l];
+                f->k++;
+            }
+}
+
+/* `uniform` is a constant after inlining: masses are then counted, and the
+ * moments are sums of d and d^2, scaled by the mass at the end. */
+DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, int uniform)
+{
+    const double *x = pb->x, *pp = pb->p;
+    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
+    const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
+    const drpo_v4d ones = drpo__v4_set1(1.0);
+    const drpo_v4i all = (drpo_v4i)(zero == zero);
+    size_t m = pb->m, j = 0;
+    fill_sums f;
+    for (int a = 0; a < 3; a++)
+        f.mass_s[a] = f.mass_c[a] = zero;
+    f.s1[0] = f.s1[1] = f.s2[0] = f.s2[1] = zero;
+    f.next = drpo__v4_set1(INFINITY);
+    f.k = 0;
+    while (j < m) { /* blocks of 256 */
+        drpo_v4d blk[3] = {zero, zero, zero};
+        size_t end = j + 256 < m ? j + 256 : m;
+        for (; j + 4 <= end; j += 4) {
+            drpo_v4d d = top - drpo__v4_load(x + j) * down;
+            drpo_v4d p = uniform ? pu : drpo__v4_load(pp + j);
+            fill_lanes(d, p, uniform ? ones : p, all, lo, hi, blk, &f, pb->pairs);
+        }
+        if (j < end) { /* the last m mod 4 gaps, in a padded vector */
+            drpo_v4d d = zero, p = zero;
+            drpo_v4i real = (drpo_v4i)zero;
+            for (size_t l = 0; j + l < end; l++) {
+                d[l] = drpo__gap(pb, j + l);
+                p[l] = uniform ? pb->pu : pp[j + l];
+                real[l] = -1;
+            }
+            fill_lanes(d, p, uniform ? drpo__v4_select(real, ones, zero) : p, real, lo, hi,
+                       blk, &f, pb->pairs);
+            j = end;
+        }
+        for (int a = 0; a < 3; a++)
+            ksum4_add(&f.mass_s[a], &f.mass_c[a], blk[a]);
+    }
+    return f;
+}
+
+DRPO__KERNEL_DISPATCH(fill_sums, fill_uniform, (const drpo_problem *pb, double lo, double hi),
+                      (pb, lo, hi), fill_body(pb, lo, hi, 1))
+DRPO__KERNEL_DISPATCH(fill_sums, fill_weighted, (const drpo_problem *pb, double lo, double hi),
+                      (pb, lo, hi), fill_body(pb, lo, hi, 0))
+
+/* Four lanes of a compensated sum, to one value. */
+static double lanes_total(drpo_v4d s, drpo_v4d c)
+{
+    drpo_ksum k = {0.0, 0.0};
+    for (int l = 0; l < 4; l++)
+        drpo__ksum_add(&k, s[l]);
+    for (int l = 0; l < 4; l++)
+        drpo__ksum_add(&k, c[l]);
+    return drpo__ksum_value(&k);
+}
+
+static double lanes_sum(drpo_v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
 /* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
  * the rest summarised. */
 static void fill(const drpo_problem *pb, double lo, double hi, drpo_window *w)
 {
-    drpo_bsum below = {{0.0, 0.0}, 0.0, 0}, mid = below, above = below;
-    double b1 = 0.0, b2 = 0.0, m1 = 0.0, m2 = 0.0, next = INFINITY;
-    size_t k = 0;
-    for (size_t j = 0; j < pb->m; j++) { /* branch-free: where a gap falls is data */
-        double d = pb->d[j], p = pb->p[j];
-        double below_p = (d < lo) * p, above_p = (d >= hi) * p, mid_p = p - below_p - above_p;
-        pb->pairs[k].d = d; /* written always, kept when inside */
-        pb->pairs[k].p = p;
-        k += d >= lo && d < hi;
-        drpo__bsum_add(&below, below_p);
-        b1 += below_p * d;
-        b2 += below_p * d * d;
-        drpo__bsum_add(&mid, mid_p);
-        m1 += mid_p * d;
-        m2 += mid_p * d * d;
-        drpo__bsum_add(&above, above_p);
-        next = d >= hi && d < next ? d : next;
-    }
+    fill_sums f = pb->uniform ? fill_uniform(pb, lo, hi) : fill_weighted(pb, lo, hi);
+    double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
+    double next = INFINITY;
+    for (int l = 0; l < 4; l++)
+        next = f.next[l] < next ? f.next[l] : next;
     w->win = pb->pairs;
-    w->n = k;
-    w->below_mass = drpo__bsum_value(&below);
-    w->below_s1 = b1;
-    w->below_s2 = b2;
-    w->win_mass = drpo__bsum_value(&mid);
-    w->win_s1 = m1;
-    w->win_s2 = m2;
-    w->above_mass = drpo__bsum_value(&above);
+    w->n = f.k;
+    w->below_mass = lanes_total(f.mass_s[0], f.mass_c[0]) * scale;
+    w->below_s1 = lanes_sum(f.s1[0]) * scale;
+    w->below_s2 = lanes_sum(f.s2[0]) * scale;
+    w->win_mass = lanes_total(f.mass_s[1], f.mass_c[1]) * scale;
+    w->win_s1 = lanes_sum(f.s1[1]) * scale;
+    w->win_s2 = lanes_sum(f.s2[1]) * scale;
+    w->above_mass = lanes_total(f.mass_s[2], f.mass_c[2]) * scale;
     w->next = next;
     w->lo = lo;
     w->hi = hi;

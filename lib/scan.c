@@ -1,0 +1,78 @@
+/* scan.c - the pass every solve with a uniform base begins with: the losses
+ * checked finite, their range, the ties at the maximum and their sum, in
+ * one vectorised read. */
+#include "internal.h"
+#include "vec.h"
+
+#include <math.h>
+
+/* Neumaier's step on four lanes at once (see drpo__ksum_add). */
+DRPO__INLINE void ksum4_add(drpo_v4d *s, drpo_v4d *c, drpo_v4d x)
+{
+    const drpo_v4i abs = (drpo_v4i)drpo__v4_set1(-0.0);
+    drpo_v4d t = *s + x;
+    drpo_v4i s_big = (~abs & (drpo_v4i)*s) >= (~abs & (drpo_v4i)x); /* |s| >= |x| as bits */
+    *c += drpo__v4_select(s_big, (*s - t) + x, (x - t) + *s);
+    *s = t;
+}
+
+DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
+{
+    const double x0 = x[0];
+    drpo_v4d mx = drpo__v4_set1(x0), mn = mx, cnt = drpo__v4_set1(0.0);
+    drpo_v4d ks = cnt, kc = cnt, origin = mx;
+    drpo_v4i bad = (drpo_v4i)cnt;
+    size_t i = 0;
+    while (i + 4 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
+        size_t end = i + 256 <= n ? i + 256 : n - n % 4;
+        drpo_v4d block = drpo__v4_set1(0.0);
+        for (; i < end; i += 4) {
+            drpo_v4d v = drpo__v4_load(x + i);
+            bad |= ~(v - v == 0.0); /* NaN or infinite */
+            drpo_v4i gt = v > mx;
+            cnt = drpo__v4_select(gt, drpo__v4_set1(1.0), cnt + drpo__v4_ones(v == mx));
+            mx = drpo__v4_select(gt, v, mx);
+            mn = drpo__v4_select(v < mn, v, mn);
+            block += v - origin;
+        }
+        ksum4_add(&ks, &kc, block);
+    }
+    double lmx[4], lmn[4], lcnt[4], lks[4], lkc[4];
+    drpo__v4_store(lmx, mx);
+    drpo__v4_store(lmn, mn);
+    drpo__v4_store(lcnt, cnt);
+    drpo__v4_store(lks, ks);
+    drpo__v4_store(lkc, kc);
+    int finite = !drpo__v4_any(bad);
+    drpo_ksum sum = {0.0, 0.0};
+    for (int k = 0; k < 4; k++) {
+        drpo__ksum_add(&sum, lks[k]);
+        drpo__ksum_add(&sum, lkc[k]);
+    }
+    for (; i < n; i++) { /* the last n mod 4, in lane 0 */
+        double v = x[i];
+        finite &= v - v == 0.0;
+        lcnt[0] = v > lmx[0] ? 1.0 : lcnt[0] + (v == lmx[0]);
+        lmx[0] = v > lmx[0] ? v : lmx[0];
+        lmn[0] = v < lmn[0] ? v : lmn[0];
+        drpo__ksum_add(&sum, v - x0);
+    }
+    drpo_loss_scan r;
+    r.max = lmx[0];
+    r.min = lmn[0];
+    for (int k = 1; k < 4; k++) {
+        r.max = lmx[k] > r.max ? lmx[k] : r.max;
+        r.min = lmn[k] < r.min ? lmn[k] : r.min;
+    }
+    r.at_max = 0.0;
+    for (int k = 0; k < 4; k++)
+        r.at_max += lmx[k] == r.max ? lcnt[k] : 0.0;
+    r.shifted_sum = drpo__ksum_value(&sum);
+    r.finite = finite;
+    return r;
+}
+
+DRPO__KERNEL_DISPATCH(drpo_loss_scan, scan_dispatch, (size_t n, const double *x), (n, x),
+                      scan_body(n, x))
+
+drpo_loss_scan drpo__scan_losses(size_t n, const double *loss) { return scan_dispatch(n, loss); }
