@@ -79,13 +79,38 @@ typedef struct drpo_problem {
     int form;          /* DRPO__FORM_* */
     double param;      /* rho, lambda (scaled by 2^-e) or alpha */
     drpo_pair *pairs;  /* scratch for m pairs */
-    double *q;         /* output: m weights (normalised afterwards) */
+    double *scratch;   /* scratch for m doubles */
 } drpo_problem;
 
 static inline double drpo__gap(const drpo_problem *pb, size_t j)
 {
     return pb->top - pb->x[j] * pb->down;
 }
+
+/* How the worst case weighs a unit, as a solver hands it over: q_j =
+ * (p_j c(d_j)) * scale, written with its statistics by drpo__q_write. */
+enum { DRPO__Q_STEP, DRPO__Q_RAMP, DRPO__Q_RAMP_DIV, DRPO__Q_EXP, DRPO__Q_EXP_PRECISE };
+/* Which divergence the pass measures: max q/p, sum |q - p|, sum p (q/p - 1)^2,
+ * sum q d (KL, with u and log Z); NONE: the solver states it. */
+enum { DRPO__DIV_NONE, DRPO__DIV_MAX_RATIO, DRPO__DIV_ABS, DRPO__DIV_CHI2, DRPO__DIV_Q_GAP };
+
+typedef struct drpo_qrule {
+    int kind, divergence;
+    double t; /* STEP, RAMP: the threshold gap; RAMP_DIV: the mean gap; EXP: u */
+    /* STEP: c = c_top at d == 0, else c_below, c_at, c_above for d <, ==, > t */
+    double c_top, c_below, c_at, c_above;
+    double lambda;   /* RAMP_DIV: c = (1 + (t - d) / lambda)_+; RAMP: c = (t - d)_+ */
+    double log_norm; /* EXP: log sum p exp(-u d), for the divergence */
+    double scale;    /* the normaliser */
+} drpo_qrule;
+
+typedef struct drpo_qstats {
+    double sum, sum2, max, support; /* of q */
+    double max_ratio, div;          /* the rule's divergence measure (see above) */
+} drpo_qstats;
+
+/* Write q to out (m doubles) by the rule; one pass (sets/weights.c). */
+drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *out);
 
 typedef struct drpo_solution {
     double value;      /* optimum of the gap problem, <= 0: value = l_max + value * 2^e */
@@ -94,6 +119,8 @@ typedef struct drpo_solution {
     double lambda;     /* multiplier in gaps: lambda_loss = lambda * 2^e */
     int has_eta, has_lambda;
     int iterations, tight;
+    drpo_qrule rule;   /* the weights */
+    double divergence; /* D(q||p) when rule.divergence is DRPO__DIV_NONE */
 } drpo_solution;
 
 typedef drpo_status (*drpo_solve_fn)(const drpo_problem *pb, drpo_solution *sol);
@@ -159,8 +186,9 @@ typedef struct drpo_loss_scan {
 drpo_loss_scan drpo__scan_losses(size_t n, const double *loss);
 
 /* Shared pieces of the solvers (sets/common.c). */
-/* q = p restricted to the argmax set, renormalised: the degenerate answer. */
-void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol);
+/* q = p restricted to the argmax set, renormalised: the degenerate answer;
+ * `divergence` is the set's DRPO__DIV_* (KL: NONE, then set sol->divergence). */
+void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol, int divergence);
 /* q = p, the answer at radius 0 or infinite penalty. */
 void drpo__q_base(const drpo_problem *pb, drpo_solution *sol);
 /* Sort pairs ascending by gap (introsort, no allocation). */

@@ -232,34 +232,6 @@ drpo_status drpo_objective_get(const drpo_objective *obj, int32_t key, double *v
     return DRPO_OK;
 }
 
-/* Diagnostics that take a pass over q: computed on request. */
-#define LAZY_DIAGS                                                                            \
-    ((1u << DRPO_DIAG_DIVERGENCE) | (1u << DRPO_DIAG_ESS) | (1u << DRPO_DIAG_ESS_FRACTION) |  \
-     (1u << DRPO_DIAG_MAX_WEIGHT) | (1u << DRPO_DIAG_SUPPORT) | (1u << DRPO_DIAG_DEGENERATE))
-
-static double lazy_diag(const drpo_objective *obj, int32_t key)
-{
-    const double *q = obj->q;
-    size_t m = obj->m;
-    if (key == DRPO_DIAG_DIVERGENCE)
-        return obj->ops->divergence(m, q, obj->p);
-    double q2 = 0.0, qmax = 0.0, support = 0.0;
-    for (size_t j = 0; j < m; j++) {
-        q2 += q[j] * q[j];
-        qmax = q[j] > qmax ? q[j] : qmax;
-        support += q[j] > 0.0;
-    }
-    switch (key) {
-    case DRPO_DIAG_ESS: return 1.0 / q2;
-    case DRPO_DIAG_ESS_FRACTION: return 1.0 / q2 / (double)obj->n;
-    case DRPO_DIAG_MAX_WEIGHT: return qmax;
-    case DRPO_DIAG_SUPPORT: return support;
-    default: /* degenerate: the worst case is the maximum loss (all mass on the argmax
-                units; every set gives each of them weight, so: no other unit has any) */
-        return support == (double)obj->tied;
-    }
-}
-
 drpo_status drpo_objective_diag(const drpo_objective *obj, int32_t key, double *value)
 {
     if (!obj || !value)
@@ -270,10 +242,6 @@ drpo_status drpo_objective_diag(const drpo_objective *obj, int32_t key, double *
         return DRPO_ERR_NO_SOLUTION;
     if (!(obj->diag_set & (1u << key)))
         return DRPO_ERR_UNAVAILABLE;
-    if (LAZY_DIAGS & (1u << key)) {
-        *value = lazy_diag(obj, key);
-        return DRPO_OK;
-    }
     *value = obj->diag[key];
     return DRPO_OK;
 }
@@ -357,31 +325,66 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
     return DRPO_OK;
 }
 
-/* A sum accurate to a few ulps at any length: plain sums over blocks of 256
- * (four accumulators, which the compiler can vectorise), Neumaier's
- * compensated sum across the blocks.  A plain sum of 10^5 weights is off by
- * up to ~1e-11, and dividing by it would leave q summing to 1 only that
- * closely (the contract is 1e-12). */
+/* A sum accurate to a few ulps at any length: plain sums over blocks of
+ * 256, Neumaier's compensated sum across the blocks. */
 static double sum_compensated(const double *x, size_t m)
 {
-    drpo_ksum k = {0.0, 0.0};
-    for (size_t j = 0; j < m; j += 256) {
-        size_t end = j + 256 < m ? j + 256 : m;
-        double a[4] = {0.0, 0.0, 0.0, 0.0};
-        size_t i = j;
-        for (; i + 4 <= end; i += 4)
-            for (int l = 0; l < 4; l++)
-                a[l] += x[i + l];
-        for (; i < end; i++)
-            a[0] += x[i];
-        drpo__ksum_add(&k, (a[0] + a[1]) + (a[2] + a[3]));
-    }
-    return drpo__ksum_value(&k);
+    drpo_bsum b = {{0.0, 0.0}, 0.0, 0};
+    for (size_t j = 0; j < m; j++)
+        drpo__bsum_add(&b, x[j]);
+    return drpo__bsum_value(&b);
 }
 
-/* x * 2^k, by a multiplication when 2^k is a normal double (the same single
- * rounding as ldexp, several times faster in a loop). */
-static double pow2(int k) { return ldexp(1.0, k); }
+/* Divide q by its sum; tiny weights (chi-square with a penalty that is
+ * denormal in gap space) are first scaled exactly by a power of two, or
+ * 1/sum overflows and q becomes inf and NaN. */
+static void renormalise(double *q, size_t m, double sum)
+{
+    if (sum < 0x1p-960) {
+        int k = ilogb(sum);
+        for (size_t j = 0; j < m; j++)
+            q[j] = ldexp(q[j], -k);
+        sum = sum_compensated(q, m);
+    }
+    double scale = 1.0 / sum;
+    for (size_t j = 0; j < m; j++)
+        q[j] *= scale;
+}
+
+/* The statistics of written weights, for the rare solve that renormalises. */
+static drpo_qstats stats_of(const double *q, const double *p, size_t m)
+{
+    drpo_qstats s = {sum_compensated(q, m), 0.0, 0.0, 0.0, 0.0, 0.0};
+    (void)p;
+    for (size_t j = 0; j < m; j++) {
+        s.sum2 += q[j] * q[j];
+        s.max = q[j] > s.max ? q[j] : s.max;
+        s.support += q[j] > 0.0;
+    }
+    return s;
+}
+
+static int rule_finite(const drpo_qrule *r)
+{
+    return isfinite(r->t) && isfinite(r->c_top) && isfinite(r->c_below) && isfinite(r->c_at) &&
+           isfinite(r->c_above) && isfinite(r->lambda) && isfinite(r->scale) && r->scale > 0.0;
+}
+
+/* D(q||p) from the pass's measure. */
+static double divergence_of(const drpo_solution *sol, const drpo_qstats *qs)
+{
+    const drpo_qrule *r = &sol->rule;
+    double dv;
+    switch (r->divergence) {
+    case DRPO__DIV_MAX_RATIO: return qs->max_ratio;
+    case DRPO__DIV_ABS:
+    case DRPO__DIV_CHI2: return 0.5 * qs->div;
+    case DRPO__DIV_Q_GAP: /* sum q log(q/p), log(q/p) = -u d - log Z */
+        dv = -r->t * qs->div - r->log_norm * qs->sum;
+        return dv > 0.0 ? dv : 0.0;
+    default: return sol->divergence;
+    }
+}
 
 static void set_diag(drpo_objective *obj, int key, double v)
 {
@@ -410,7 +413,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         frexp(range.mag, &e); /* mag * 2^-e in [0.5, 1) */
     double top = ldexp(l_max, -e);
     int fast = e >= -1021 && e <= 1021;
-    double down = fast ? pow2(-e) : 1.0;
+    double down = fast ? ldexp(1.0, -e) : 1.0; /* exact: 2^-e is a normal double */
 
     /* gap space: compact the support, renormalise the base */
     drpo_problem pb;
@@ -474,7 +477,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
             pb.param = DBL_MAX;
     }
     pb.pairs = obj->pairs;
-    pb.q = obj->q;
+    pb.scratch = obj->q;
 
     drpo_solution sol;
     memset(&sol, 0, sizeof sol);
@@ -482,42 +485,32 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (st != DRPO_OK)
         return drpo__fail(obj->err, st, "%s solve failed: %s", obj->ops->name,
                           drpo_status_string(st));
-
-    /* Neumaier's compensated sum: a plain sum of 10^5 weights is off by up
-     * to ~1e-11, and dividing by it would leave q summing to 1 only that
-     * closely (the contract is 1e-12) */
-    double qsum = sum_compensated(obj->q, m);
-    if (!(qsum > 0.0) || !isfinite(qsum) || !isfinite(sol.value))
+    if (!isfinite(sol.value) || !rule_finite(&sol.rule))
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
-    if (qsum < 0x1p-960) { /* tiny weights (chi-square with a penalty that is denormal in
-                              gap space): scale them exactly by a power of two first, or
-                              1/qsum overflows to inf and q becomes inf and NaN */
-        int k = ilogb(qsum);
-        for (size_t j = 0; j < m; j++)
-            obj->q[j] = ldexp(obj->q[j], -k);
-        qsum = sum_compensated(obj->q, m);
-    }
-    /* renormalise only what needs it: q = p stays bitwise p, which matters
-     * when a huge penalty multiplies D(q||p) */
-    double scale = fabs(qsum - 1.0) > 64 * DBL_EPSILON ? 1.0 / qsum : 1.0;
-    int written = 0; /* q copied out to weights on the way (whole support) */
-    if (scale != 1.0 && weights && m == n) {
-        for (size_t j = 0; j < m; j++)
-            weights[j] = obj->q[j] = obj->q[j] * scale;
-        written = 1;
-    } else if (scale != 1.0) {
-        for (size_t j = 0; j < m; j++)
-            obj->q[j] *= scale;
+
+    /* the weights go straight to the caller when they cover every unit */
+    double *q = weights && m == n ? weights : obj->q;
+    drpo_qstats qs = drpo__q_write(&pb, &sol.rule, q);
+    if (!(qs.sum > 0.0) || !isfinite(qs.sum))
+        return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
+                          obj->ops->name);
+    double divergence = divergence_of(&sol, &qs);
+    /* the rule's normaliser leaves q summing to 1 within a few ulps; past
+     * 64 ulps (a degenerate piece, weights below 2^-960) renormalise, but
+     * never q = p, which must stay bitwise p when a huge penalty multiplies
+     * D(q||p) */
+    if (fabs(qs.sum - 1.0) > 64 * DBL_EPSILON) {
+        renormalise(q, m, qs.sum);
+        qs = stats_of(q, obj->p, m);
+        divergence = obj->ops->divergence(m, q, obj->p);
     }
 
-    /* commit: outputs and diagnostics (the ones that need a pass over q are
-     * computed when asked for, from the q and p the handle keeps) */
+    /* commit: outputs and diagnostics */
     double v = l_max + ldexp(sol.value, e);
     obj->diag_set = 0;
     obj->m = m;
     obj->n = n;
-    obj->tied = tied;
     set_diag(obj, DRPO_DIAG_VALUE, v);
     set_diag(obj, DRPO_DIAG_MEAN, l_max - ldexp(mean_d, e));
     if (sol.has_eta) /* the lambda part kept apart: lambda * 2^-e may have been clamped */
@@ -529,16 +522,20 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
                                             : ldexp(sol.lambda, e));
     set_diag(obj, DRPO_DIAG_ITERATIONS, sol.iterations);
     set_diag(obj, DRPO_DIAG_TIGHT, sol.tight);
-    obj->diag_set |= LAZY_DIAGS;
+    set_diag(obj, DRPO_DIAG_DIVERGENCE, divergence);
+    set_diag(obj, DRPO_DIAG_ESS, 1.0 / qs.sum2);
+    set_diag(obj, DRPO_DIAG_ESS_FRACTION, 1.0 / qs.sum2 / (double)n);
+    set_diag(obj, DRPO_DIAG_MAX_WEIGHT, qs.max);
+    set_diag(obj, DRPO_DIAG_SUPPORT, qs.support);
+    /* degenerate: the worst case is the maximum loss (all mass on the argmax
+     * units; every set gives each of them weight, so: no other unit has any) */
+    set_diag(obj, DRPO_DIAG_DEGENERATE, qs.support == (double)tied);
     obj->solved = 1;
 
-    if (weights && m == n) {
-        if (!written)
-            memcpy(weights, obj->q, n * sizeof *weights);
-    } else if (weights) { /* scatter back, zero off the support */
+    if (weights && q != weights) { /* scatter back, zero off the support */
         size_t j = 0;
         for (size_t i = 0; i < n; i++)
-            weights[i] = (base && base[i] == 0.0) ? 0.0 : obj->q[j++];
+            weights[i] = (base && base[i] == 0.0) ? 0.0 : q[j++];
     }
     if (value)
         *value = v;

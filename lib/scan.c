@@ -6,16 +6,6 @@
 
 #include <math.h>
 
-/* Neumaier's step on four lanes at once (see drpo__ksum_add). */
-DRPO__INLINE void ksum4_add(drpo_v4d *s, drpo_v4d *c, drpo_v4d x)
-{
-    const drpo_v4i abs = (drpo_v4i)drpo__v4_set1(-0.0);
-    drpo_v4d t = *s + x;
-    drpo_v4i s_big = (~abs & (drpo_v4i)*s) >= (~abs & (drpo_v4i)x); /* |s| >= |x| as bits */
-    *c += drpo__v4_select(s_big, (*s - t) + x, (x - t) + *s);
-    *s = t;
-}
-
 DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
 {
     const double x0 = x[0];
@@ -35,20 +25,14 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
             mn = drpo__v4_select(v < mn, v, mn);
             block += v - origin;
         }
-        ksum4_add(&ks, &kc, block);
+        drpo__v4_ksum_add(&ks, &kc, block);
     }
-    double lmx[4], lmn[4], lcnt[4], lks[4], lkc[4];
+    double lmx[4], lmn[4], lcnt[4];
     drpo__v4_store(lmx, mx);
     drpo__v4_store(lmn, mn);
     drpo__v4_store(lcnt, cnt);
-    drpo__v4_store(lks, ks);
-    drpo__v4_store(lkc, kc);
     int finite = !drpo__v4_any(bad);
-    drpo_ksum sum = {0.0, 0.0};
-    for (int k = 0; k < 4; k++) {
-        drpo__ksum_add(&sum, lks[k]);
-        drpo__ksum_add(&sum, lkc[k]);
-    }
+    drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
     for (; i < n; i++) { /* the last n mod 4, in lane 0 */
         double v = x[i];
         finite &= v - v == 0.0;

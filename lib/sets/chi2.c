@@ -125,24 +125,24 @@ static double clamp_to_piece(double t, const chi2_active *s)
     return t;
 }
 
-static void chi2_weights(const drpo_problem *pb, double t)
+/* q = p (t - d)_+ / (P (t - mean)): the sum of p (t - d) over the active set */
+static void ramp_rule(drpo_solution *sol, double t, const chi2_active *s)
 {
-    for (size_t j = 0; j < pb->m; j++) { /* branch-free: the sign of r is data */
-        double r = t - drpo__gap(pb, j);
-        r = r > 0.0 ? r : 0.0;
-        pb->q[j] = pb->p[j] * r;
-    }
+    double norm = s->mass * (t - s->mean), scale = 1.0 / norm;
+    /* (a degenerate piece: the objective normalises what was written) */
+    drpo_qrule r = {DRPO__Q_RAMP, DRPO__DIV_CHI2, t, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                    norm > 0.0 && isfinite(scale) ? scale : 1.0};
+    sol->rule = r;
 }
 
 static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
 {
     double lambda = pb->param;
-    size_t m = pb->m;
     sol->has_eta = sol->has_lambda = 1;
     sol->lambda = lambda;
     sol->iterations = 1;
     if (lambda == 0.0 || pb->p_top >= 1.0) {
-        drpo__q_on_top(pb, sol);
+        drpo__q_on_top(pb, sol, DRPO__DIV_CHI2);
         sol->eta = 0.0;
         return DRPO_OK;
     }
@@ -152,16 +152,15 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
         /* q ∝ p (1 + (mean - d) / lambda): p (t - d) / lambda, which, unlike
          * p (t - d), cannot overflow when lambda is huge (a penalty clamped
          * to DBL_MAX in gap space, e.g. penalty 0.3 with denormal losses) */
-        for (size_t j = 0; j < m; j++) {
-            double r = 1.0 + (s.mean - drpo__gap(pb, j)) / lambda;
-            pb->q[j] = r > 0.0 ? pb->p[j] * r : 0.0;
-        }
+        drpo_qrule r = {DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, s.mean, 0.0, 0.0, 0.0, 0.0, lambda,
+                        0.0,              1.0};
+        sol->rule = r;
         sol->eta = s.mean; /* eta = mean - lambda, the lambda part kept apart */
         sol->eta_lambda = 1.0;
         sol->value = -s.mean + s.var / (2.0 * lambda);
     } else { /* lambda < 2 here, so nothing below can overflow */
         double t = clamp_to_piece(s.mean + lambda / s.mass, &s);
-        chi2_weights(pb, t);
+        ramp_rule(sol, t, &s);
         sol->eta = t;
         /* the dual value at t, with sum p (t - d)^2 over the active set
          * from its centred moments: P (V + (t - mean)^2) */
@@ -185,7 +184,7 @@ static drpo_status chi2_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     if (pb->p_top >= 1.0 || c2 * pb->p_top >= 1.0) {
-        drpo__q_on_top(pb, sol);
+        drpo__q_on_top(pb, sol, DRPO__DIV_CHI2);
         sol->eta = 0.0;
         sol->lambda = 0.0;
         sol->tight = pb->p_top < 1.0 && c2 * pb->p_top == 1.0;
@@ -196,7 +195,7 @@ static drpo_status chi2_radius(const drpo_problem *pb, drpo_solution *sol)
     if (s.var == 0.0) {
         /* the scan stopped on the tied maxima: the radius admits the maximum
          * loss up to rounding in the two orders p_top was summed in */
-        drpo__q_on_top(pb, sol);
+        drpo__q_on_top(pb, sol, DRPO__DIV_CHI2);
         sol->eta = 0.0;
         sol->lambda = 0.0;
         return DRPO_OK;
@@ -204,7 +203,7 @@ static drpo_status chi2_radius(const drpo_problem *pb, drpo_solution *sol)
     double denom = c2 * s.mass - 1.0;
     double delta = denom > 0.0 && s.var > 0.0 ? sqrt(s.var / denom) : 0.0;
     double t = clamp_to_piece(s.mean + delta, &s);
-    chi2_weights(pb, t);
+    ramp_rule(sol, t, &s);
     sol->eta = t;
     sol->lambda = s.mass * (t - s.mean); /* q = p (t - d)_+ / lambda sums to one */
     sol->value = -s.mean + (denom > 0.0 ? sqrt(s.var * denom) : 0.0);

@@ -2,17 +2,22 @@
  * answers (base and argmax) and the sort of (gap, mass) pairs. */
 #include "../internal.h"
 
+static void step_rule(drpo_solution *sol, double c_top, double c_rest, double scale, int divergence)
+{
+    drpo_qrule r = {DRPO__Q_STEP, divergence, 0.0, c_top, c_rest, c_rest, c_rest, 0.0, 0.0, scale};
+    sol->rule = r;
+}
+
 void drpo__q_base(const drpo_problem *pb, drpo_solution *sol)
 {
-    for (size_t j = 0; j < pb->m; j++)
-        pb->q[j] = pb->p[j];
+    step_rule(sol, 1.0, 1.0, 1.0, DRPO__DIV_NONE);
+    sol->divergence = 0.0;
     sol->value = -pb->mean_d;
 }
 
-void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol)
+void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol, int divergence)
 {
-    for (size_t j = 0; j < pb->m; j++)
-        pb->q[j] = drpo__gap(pb, j) == 0.0 ? pb->p[j] / pb->p_top : 0.0;
+    step_rule(sol, 1.0, 0.0, 1.0 / pb->p_top, divergence);
     sol->value = 0.0;
 }
 

@@ -29,11 +29,10 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
 static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
 {
     double alpha = pb->param;
-    size_t m = pb->m;
     sol->has_eta = 1;
     sol->iterations = 1;
     if (pb->p_top >= 1.0) {
-        drpo__q_on_top(pb, sol);
+        drpo__q_on_top(pb, sol, DRPO__DIV_MAX_RATIO);
         sol->eta = 0.0;
         return DRPO_OK;
     }
@@ -72,10 +71,11 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         rest = 0.0;
     if (rest > at / alpha) /* never past the group's caps */
         rest = at / alpha;
-    for (size_t j = 0; j < m; j++) {
-        double d = drpo__gap(pb, j);
-        pb->q[j] = d < t ? pb->p[j] / alpha : d == t ? rest * pb->p[j] / at : 0.0;
-    }
+    double c_at = at > 0.0 ? rest / at : 0.0;
+    drpo_qrule r = {DRPO__Q_STEP, DRPO__DIV_MAX_RATIO, t,   t > 0.0 ? 1.0 / alpha : c_at,
+                    1.0 / alpha,  c_at,                0.0, 0.0,
+                    0.0,          1.0};
+    sol->rule = r;
     sol->eta = t;
     sol->value = -t + excess / alpha;
     sol->tight = alpha < 1.0 && (below > 0.0 || rest / at >= 1.0 / alpha); /* a unit at p/alpha */
@@ -87,7 +87,7 @@ static double cvar_divergence(size_t m, const double *q, const double *p)
 {
     double r = 0.0;
     for (size_t j = 0; j < m; j++)
-        if (q[j] / p[j] > r)
+        if (q[j] > 0.0 && q[j] / p[j] > r)
             r = q[j] / p[j];
     return r;
 }

@@ -8,136 +8,129 @@
  *                 (d KL / du = u Var_q(d)), value = -E_q[d].
  * No exponent is ever positive, so nothing overflows. */
 #include "../internal.h"
+#include "../vec.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-/* exp(x) for x <= 0 in straight-line code the compiler can pipeline and
- * vectorise: x = k ln2 + r with |r| <= ln2/2, a degree-13 Taylor polynomial
- * for exp(r) (truncation below 1e-17 relative), and 2^k from its exponent
- * bits.  Below -708 the result (< 1e-307) is flushed to 0: such a weight is
- * negligible beside the argmax set's exp(0) = 1.  Two lanes with the
- * compiler's vector extensions (one SSE2 register on a baseline x86-64
- * build); the scalar form uses one lane. */
-typedef double v2df __attribute__((vector_size(16)));
-typedef int64_t v2di __attribute__((vector_size(16)));
-
-static inline v2df exp_nonpos2(v2df x)
-{
-    const v2df floor = {-708.0, -708.0}, shifter = {0x1.8p52, 0x1.8p52};
-    v2di under = x < floor;
-    v2df xc = (v2df)(((v2di)x & ~under) | ((v2di)floor & under));
-    v2df t = xc * 1.4426950408889634 + shifter, kd = t - shifter;
-    v2df r = (xc - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
-    v2df p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    v2di bits = ((v2di)t << 52) + ((int64_t)1023 << 52);
-    v2df y = p * (v2df)bits;
-    return (v2df)((v2di)y & ~under);
-}
-
-static inline double exp_nonpos(double x)
-{
-    v2df v = {x, x};
-    return exp_nonpos2(v)[0];
-}
-
-/* The gaps and masses a Newton iteration runs over: the problem's arrays
- * (stride 1) or a sample of (d, p) pairs (stride 2). */
+/* The gaps and masses a Newton iteration runs over: the problem (pb) or,
+ * when pb is NULL, a sample of (d, p) pairs. */
 typedef struct kl_view {
-    const double *x, *p; /* gap j: top - x[j * stride] * down (drpo__gap) */
-    double top, down;
-    size_t m, stride;
-    double d_max, d_min; /* largest gap; smallest positive gap */
+    const drpo_problem *pb;
+    const drpo_pair *pairs;
+    size_t m;
+    double d_max, d_min; /* largest gap; smallest positive gap (< 0: not yet known) */
 } kl_view;
 
 typedef struct kl_eval {
     double log_z; /* log sum p exp(-u d) */
+    double z;     /* sum p exp(-u d) (compensated), or 0 in the precise form */
     double mean;  /* E_q[d] */
     double var;   /* Var_q(d), for the Newton step only */
+    int precise;  /* Z near 1: from log1p of an expm1 sum */
 } kl_eval;
 
-/* One pass at inverse temperature u; the unnormalised weights p exp(-u d)
- * go to w (m doubles of scratch). */
-static kl_eval kl_evaluate(const kl_view *v, double u, double *restrict w)
+typedef struct kl_sums {
+    drpo_v4d z_s, z_c, s1, s2;
+} kl_sums;
+
+/* sum w, sum w d, sum w d^2 with w = p exp(-u d), over the problem. */
+DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, int uniform)
 {
-    const double *restrict x = v->x, *restrict p = v->p;
-    const double top = v->top, down = v->down;
-    size_t m = v->m, s = v->stride;
-    double z = 0.0, s1 = 0.0, s2 = 0.0, em1 = 0.0;
-    int precise = u * v->d_max < 0.5; /* Z near 1: log1p of an expm1 sum keeps log Z exact */
-    if (precise) {
-        for (size_t j = 0; j < m; j++) {
-            double dj = top - x[j * s] * down, e1 = expm1(-u * dj), wj = p[j * s] * (1.0 + e1);
-            em1 += p[j * s] * e1;
-            z += wj;
-            s1 += wj * dj;
-            s2 += wj * dj * dj;
-            w[j] = wj;
+    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
+    const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
+    const drpo_v4d nu = drpo__v4_set1(-u);
+    kl_sums s = {zero, zero, zero, zero};
+    size_t m = pb->m, j = 0;
+    while (j < m) { /* blocks of 256, Z compensated across blocks */
+        drpo_v4d block = zero;
+        size_t end = j + 256 < m ? j + 256 : m;
+        for (; j + 4 <= end; j += 4) {
+            drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
+            drpo_v4d w = (uniform ? pu : drpo__v4_load(pb->p + j)) * drpo__v4_exp_nonpos(nu * d);
+            block += w;
+            s.s1 += w * d;
+            s.s2 += w * d * d;
         }
-    } else if (s == 1) {
-        v2df za = {0}, zb = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, nu = {-u, -u};
-        v2df vt = {top, top}, vd = {down, down};
-        size_t j = 0;
-        for (; j + 4 <= m; j += 4) { /* two independent lanes pairs for the pipeline */
-            v2df da, db, pa, pb2;
-            memcpy(&da, x + j, sizeof da);
-            memcpy(&db, x + j + 2, sizeof db);
-            da = vt - da * vd;
-            db = vt - db * vd;
-            memcpy(&pa, p + j, sizeof pa);
-            memcpy(&pb2, p + j + 2, sizeof pb2);
-            v2df wa = pa * exp_nonpos2(nu * da), wb = pb2 * exp_nonpos2(nu * db);
-            za += wa;
-            zb += wb;
-            a1 += wa * da;
-            b1 += wb * db;
-            a2 += wa * da * da;
-            b2 += wb * db * db;
-            memcpy(w + j, &wa, sizeof wa);
-            memcpy(w + j + 2, &wb, sizeof wb);
+        if (j < end) { /* padded lanes: no mass, gap 0 */
+            drpo_v4d d, p;
+            drpo__v4_tail(pb, j, end, &d, &p);
+            drpo_v4d w = p * drpo__v4_exp_nonpos(nu * d);
+            block += w;
+            s.s1 += w * d;
+            s.s2 += w * d * d;
+            j = end;
         }
-        v2df vz = za + zb, v1 = a1 + b1, v2 = a2 + b2;
-        z = vz[0] + vz[1];
-        s1 = v1[0] + v1[1];
-        s2 = v2[0] + v2[1];
-        for (; j < m; j++) {
-            double dj = top - x[j] * down, wj = p[j] * exp_nonpos(-u * dj);
-            z += wj;
-            s1 += wj * dj;
-            s2 += wj * dj * dj;
-            w[j] = wj;
-        }
-    } else {
-        for (size_t j = 0; j < m; j++) {
-            double dj = top - x[j * s] * down, wj = p[j * s] * exp_nonpos(-u * dj);
-            z += wj;
-            s1 += wj * dj;
-            s2 += wj * dj * dj;
-            w[j] = wj;
-        }
+        drpo__v4_ksum_add(&s.z_s, &s.z_c, block);
     }
+    return s;
+}
+
+DRPO__KERNEL_DISPATCH(kl_sums, kl_uniform, (const drpo_problem *pb, double u), (pb, u),
+                      kl_body(pb, u, 1))
+DRPO__KERNEL_DISPATCH(kl_sums, kl_weighted, (const drpo_problem *pb, double u), (pb, u),
+                      kl_body(pb, u, 0))
+
+/* One pass at inverse temperature u. */
+static kl_eval kl_evaluate(const kl_view *v, double u)
+{
+    double z = 0.0, s1 = 0.0, s2 = 0.0, em1 = 0.0;
     kl_eval e;
-    e.log_z = precise && z >= 0.5 ? log1p(em1) : log(z);
+    e.precise = u * v->d_max < 0.5; /* Z near 1: log1p of an expm1 sum keeps log Z exact */
+    const drpo_problem *pb = v->pb;
+    if (e.precise || !pb) {
+        drpo_bsum zb = {{0.0, 0.0}, 0.0, 0};
+        for (size_t j = 0; j < v->m; j++) {
+            double dj = pb ? drpo__gap(pb, j) : v->pairs[j].d;
+            double pj = !pb ? v->pairs[j].p : pb->uniform ? pb->pu : pb->p[j];
+            double e1 = e.precise ? expm1(-u * dj) : 0.0;
+            double wj = e.precise ? pj * (1.0 + e1) : pj * drpo__v4_exp_nonpos(drpo__v4_set1(-u * dj))[0];
+            em1 += pj * e1;
+            drpo__bsum_add(&zb, wj);
+            s1 += wj * dj;
+            s2 += wj * dj * dj;
+        }
+        z = drpo__bsum_value(&zb);
+    } else {
+        kl_sums s = pb->uniform ? kl_uniform(pb, u) : kl_weighted(pb, u);
+        z = drpo__v4_ksum_total(s.z_s, s.z_c);
+        s1 = drpo__v4_hsum(s.s1);
+        s2 = drpo__v4_hsum(s.s2);
+    }
+    e.z = z;
+    e.log_z = e.precise && z >= 0.5 ? log1p(em1) : log(z);
     e.mean = s1 / z;
     e.var = s2 / z - e.mean * e.mean;
     return e;
 }
 
+/* The weights at the evaluated u: p exp(-u d) / Z, written by the same
+ * arithmetic that summed Z, so they sum to 1 within a few ulps. */
+static void kl_rule(drpo_solution *sol, double u, const kl_eval *e)
+{
+    drpo_qrule r = {e->precise ? DRPO__Q_EXP_PRECISE : DRPO__Q_EXP,
+                    DRPO__DIV_Q_GAP,
+                    u,
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    e->log_z,
+                    1.0 / e->z};
+    sol->rule = r;
+}
+
 static double kl_of(double u, const kl_eval *e) { return -u * e->mean - e->log_z; }
+
+/* All mass on the argmax set: D = -log p_top. */
+static void kl_on_top(const drpo_problem *pb, drpo_solution *sol)
+{
+    drpo__q_on_top(pb, sol, DRPO__DIV_NONE);
+    sol->divergence = -log(pb->p_top);
+}
 
 static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
 {
@@ -148,12 +141,13 @@ static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->iterations = 1;
     double u = lambda > 0.0 ? 1.0 / lambda : INFINITY;
     if (pb->p_top >= 1.0 || isinf(u)) { /* lambda 0 (or too small for 1/lambda) */
-        drpo__q_on_top(pb, sol);
+        kl_on_top(pb, sol);
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    kl_view v = {pb->x, pb->p, pb->top, pb->down, pb->m, 1, pb->d_max, 0.0};
-    kl_eval e = kl_evaluate(&v, u, pb->q);
+    kl_view v = {pb, NULL, pb->m, pb->d_max, 0.0};
+    kl_eval e = kl_evaluate(&v, u);
+    kl_rule(sol, u, &e);
     sol->value = lambda * e.log_z;
     sol->eta = -sol->value; /* mu = lambda log E_p exp(l / lambda), in gaps */
     return DRPO_OK;
@@ -164,12 +158,25 @@ static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
  * iterations, 0 when rho is out of reach of every finite u (the argmax set
  * is then the answer), -1 when it does not converge.  *e is the evaluation
  * at the returned *u; w (m doubles) holds its weights. */
-static int kl_newton(const kl_view *v, double rho, double tol, double *u_io, kl_eval *e,
-                     double *w)
+/* The smallest positive gap, found on the first call (a pass). */
+static double smallest_gap(kl_view *v)
+{
+    if (v->d_min < 0.0) {
+        v->d_min = INFINITY;
+        for (size_t j = 0; j < v->m; j++) {
+            double d = v->pb ? drpo__gap(v->pb, j) : v->pairs[j].d;
+            if (d > 0.0 && d < v->d_min)
+                v->d_min = d;
+        }
+    }
+    return v->d_min;
+}
+
+static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *e)
 {
     double u = *u_io, lo = 0.0, hi = INFINITY; /* KL(lo) < rho < KL(hi) */
     for (int it = 1; it <= 400; it++) {
-        *e = kl_evaluate(v, u, w);
+        *e = kl_evaluate(v, u);
         *u_io = u;
         double f = kl_of(u, e) - rho;
         if (fabs(f) <= tol)
@@ -178,7 +185,7 @@ static int kl_newton(const kl_view *v, double rho, double tol, double *u_io, kl_
             lo = u;
         else
             hi = u;
-        if (isinf(hi) && u * v->d_min > 1500.0)
+        if (isinf(hi) && u * v->d_max > 1500.0 && u * smallest_gap(v) > 1500.0)
             return 0; /* every weight off the argmax set is below 1e-650 */
         if (!isinf(hi) && hi - lo <= 4.0 * DBL_EPSILON * hi)
             return it;
@@ -215,10 +222,10 @@ static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
         }
         for (size_t i = 0; i < s; i++)
             pb->pairs[i].p /= mass;
-        kl_view sv = {&pb->pairs[0].d, &pb->pairs[0].p, 0.0, -1.0, s, 2, d_max, d_min};
+        kl_view sv = {NULL, pb->pairs, s, d_max, d_min};
         double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         kl_eval e;
-        if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e, pb->q) > 0 && u > 0.0 && isfinite(u))
+        if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e) > 0 && u > 0.0 && isfinite(u))
             return u;
     }
     double var_p = 0.0;
@@ -243,31 +250,28 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     if (pb->p_top >= 1.0 || rho >= -log(pb->p_top)) {
-        drpo__q_on_top(pb, sol);
+        kl_on_top(pb, sol);
         sol->lambda = 0.0;
         sol->eta = 0.0;
         sol->tight = pb->p_top < 1.0 && rho == -log(pb->p_top);
         return DRPO_OK;
     }
-    double d_min = INFINITY; /* smallest positive gap */
-    for (size_t j = 0; j < pb->m; j++)
-        if (drpo__gap(pb, j) > 0.0 && drpo__gap(pb, j) < d_min)
-            d_min = drpo__gap(pb, j);
-    kl_view v = {pb->x, pb->p, pb->top, pb->down, pb->m, 1, pb->d_max, d_min};
+    kl_view v = {pb, NULL, pb->m, pb->d_max, -1.0}; /* d_min when needed */
     double u = kl_start(pb, &v, rho);
     kl_eval e;
     /* |KL - rho| <= 1e-10 rho keeps q well inside the contract's 1e-9 and
      * moves the value by lambda times that; quadratic convergence gets there
      * in three or four passes from the sampled start */
-    int it = kl_newton(&v, rho, 1e-10 * rho + 1e-15, &u, &e, pb->q);
+    int it = kl_newton(&v, rho, 1e-10 * rho + 1e-15, &u, &e);
     if (it < 0)
         return DRPO_ERR_NUMERICAL;
     if (it == 0) { /* rho sits within rounding of -log p_top */
-        drpo__q_on_top(pb, sol);
+        kl_on_top(pb, sol);
         sol->lambda = 0.0;
         sol->eta = 0.0;
         return DRPO_OK;
     }
+    kl_rule(sol, u, &e);
     sol->value = -e.mean;
     sol->lambda = 1.0 / u;
     sol->eta = -e.log_z / u; /* mu = lambda log E_p exp(l / lambda), in gaps */

@@ -9,15 +9,52 @@
  *   penalty lambda: move all of every unit with d_j > lambda;
  *               value = -E_p[d] + sum p (d - lambda)_+. */
 #include "../internal.h"
+#include "../vec.h"
 
 #include <math.h>
 
-/* Add `mass` to the argmax set in proportion to p. */
-static void add_to_top(const drpo_problem *pb, double mass)
+typedef struct tail_sums {
+    drpo_v4d above, excess, at;
+} tail_sums;
+
+/* Sum p over d > t, sum p (d - t) over d > t and sum p over d == t. */
+DRPO__INLINE tail_sums tail_body(const drpo_problem *pb, double t, int uniform)
 {
-    for (size_t j = 0; j < pb->m; j++)
-        if (drpo__gap(pb, j) == 0.0)
-            pb->q[j] += mass * pb->p[j] / pb->p_top;
+    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
+    const drpo_v4d vt = drpo__v4_set1(t), zero = drpo__v4_set1(0.0), pu = drpo__v4_set1(pb->pu);
+    tail_sums s = {zero, zero, zero};
+    size_t j = 0;
+    for (; j + 4 <= pb->m; j += 4) {
+        drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
+        drpo_v4d p = uniform ? pu : drpo__v4_load(pb->p + j);
+        drpo_v4d pa = drpo__v4_select(d > vt, p, zero);
+        s.above += pa;
+        s.excess += pa * (d - vt);
+        s.at += drpo__v4_select(d == vt, p, zero);
+    }
+    for (; j < pb->m; j++) { /* the tail, in lane 0 */
+        double d = drpo__gap(pb, j), p = uniform ? pb->pu : pb->p[j];
+        s.above[0] += d > t ? p : 0.0;
+        s.excess[0] += d > t ? p * (d - t) : 0.0;
+        s.at[0] += d == t ? p : 0.0;
+    }
+    return s;
+}
+
+DRPO__KERNEL_DISPATCH(tail_sums, tail_uniform, (const drpo_problem *pb, double t), (pb, t),
+                      tail_body(pb, t, 1))
+DRPO__KERNEL_DISPATCH(tail_sums, tail_weighted, (const drpo_problem *pb, double t), (pb, t),
+                      tail_body(pb, t, 0))
+
+/* q = p, moved off the units with d > t (and `take` of the mass at d == t)
+ * onto the argmax set: a step rule. */
+static void moved_rule(const drpo_problem *pb, drpo_solution *sol, double t, double c_at,
+                       double moved)
+{
+    drpo_qrule r = {DRPO__Q_STEP, DRPO__DIV_ABS, t,   1.0 + moved / pb->p_top,
+                    1.0,          c_at,          0.0, 0.0,
+                    0.0,          1.0};
+    sol->rule = r;
 }
 
 /* The crossing, scanning down from the largest gap: the gap at which the
@@ -39,7 +76,6 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
 static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
 {
     double rho = pb->param;
-    size_t m = pb->m;
     sol->has_eta = sol->has_lambda = 1;
     sol->iterations = 1;
     if (rho == 0.0) {
@@ -49,7 +85,7 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     if (pb->p_top >= 1.0 || rho >= 1.0 - pb->p_top) {
-        drpo__q_on_top(pb, sol);
+        drpo__q_on_top(pb, sol, DRPO__DIV_ABS);
         sol->eta = 0.0;
         sol->lambda = 0.0;
         sol->tight = rho == 1.0 - pb->p_top && pb->p_top < 1.0;
@@ -66,28 +102,15 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
             break;
         }
     }
-    /* mass with d > b and d == b, sum p (d - b)_+: from the window and one
-     * pass for the gaps above it */
-    double above = 0.0, at = 0.0, excess = 0.0;
-    for (size_t j = 0; j < m; j++) {
-        double d = drpo__gap(pb, j);
-        if (d > b) {
-            above += pb->p[j];
-            excess += pb->p[j] * (d - b);
-        } else if (d == b) {
-            at += pb->p[j];
-        }
-    }
+    /* mass with d > b and d == b, sum p (d - b)_+: one pass */
+    tail_sums ts = pb->uniform ? tail_uniform(pb, b) : tail_weighted(pb, b);
+    double above = drpo__v4_hsum(ts.above), at = drpo__v4_hsum(ts.at), excess = drpo__v4_hsum(ts.excess);
     double take = rho - above; /* taken from the tie group at b */
     if (take < 0.0)
         take = 0.0;
     if (take > at)
         take = at;
-    double add = (above + take) / pb->p_top; /* added to the argmax set, per unit of p */
-    for (size_t j = 0; j < m; j++) {
-        double d = drpo__gap(pb, j), p = pb->p[j];
-        pb->q[j] = d > b ? 0.0 : d == b ? p * (1.0 - take / at) : d == 0.0 ? p + add * p : p;
-    }
+    moved_rule(pb, sol, b, at > 0.0 ? 1.0 - take / at : 1.0, above + take);
     sol->eta = b;
     sol->lambda = b; /* d value / d rho = l_max - eta */
     sol->value = -pb->mean_d + rho * b + excess;
@@ -105,18 +128,9 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->eta = 0.0; /* eta = l_max - lambda */
     sol->eta_lambda = 1.0;
     sol->iterations = 1;
-    double moved = 0.0, gain = 0.0;
-    for (size_t j = 0; j < pb->m; j++) {
-        double d = drpo__gap(pb, j);
-        if (d > lambda) {
-            moved += pb->p[j];
-            gain += pb->p[j] * (d - lambda);
-            pb->q[j] = 0.0;
-        } else {
-            pb->q[j] = pb->p[j];
-        }
-    }
-    add_to_top(pb, moved);
+    tail_sums ts = pb->uniform ? tail_uniform(pb, lambda) : tail_weighted(pb, lambda);
+    double moved = drpo__v4_hsum(ts.above), gain = drpo__v4_hsum(ts.excess);
+    moved_rule(pb, sol, lambda, 1.0, moved);
     sol->value = -pb->mean_d + gain;
     if (sol->value > 0.0)
         sol->value = 0.0;

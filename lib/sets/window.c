@@ -98,16 +98,6 @@ typedef struct fill_sums {
     size_t k; /* pairs copied */
 } fill_sums;
 
-/* Neumaier's step on four lanes (see drpo__ksum_add). */
-DRPO__INLINE void ksum4_add(drpo_v4d *s, drpo_v4d *c, drpo_v4d x)
-{
-    const drpo_v4i abs = (drpo_v4i)drpo__v4_set1(-0.0);
-    drpo_v4d t = *s + x;
-    drpo_v4i s_big = (~abs & (drpo_v4i)*s) >= (~abs & (drpo_v4i)x);
-    *c += drpo__v4_select(s_big, (*s - t) + x, (x - t) + *s);
-    *s = t;
-}
-
 /* Four gaps' share of the pass.  w: their masses, or ones to count them
  * (uniform base); real: the lanes that hold a gap (all but a padded tail). */
 DRPO__INLINE void fill_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d w, drpo_v4i real, double lo,
@@ -160,19 +150,14 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
             fill_lanes(d, p, uniform ? ones : p, all, lo, hi, blk, &f, pb->pairs);
         }
         if (j < end) { /* the last m mod 4 gaps, in a padded vector */
-            drpo_v4d d = zero, p = zero;
-            drpo_v4i real = (drpo_v4i)zero;
-            for (size_t l = 0; j + l < end; l++) {
-                d[l] = drpo__gap(pb, j + l);
-                p[l] = uniform ? pb->pu : pp[j + l];
-                real[l] = -1;
-            }
+            drpo_v4d d, p;
+            drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
             fill_lanes(d, p, uniform ? drpo__v4_select(real, ones, zero) : p, real, lo, hi,
                        blk, &f, pb->pairs);
             j = end;
         }
         for (int a = 0; a < 3; a++)
-            ksum4_add(&f.mass_s[a], &f.mass_c[a], blk[a]);
+            drpo__v4_ksum_add(&f.mass_s[a], &f.mass_c[a], blk[a]);
     }
     return f;
 }
@@ -181,19 +166,6 @@ DRPO__KERNEL_DISPATCH(fill_sums, fill_uniform, (const drpo_problem *pb, double l
                       (pb, lo, hi), fill_body(pb, lo, hi, 1))
 DRPO__KERNEL_DISPATCH(fill_sums, fill_weighted, (const drpo_problem *pb, double lo, double hi),
                       (pb, lo, hi), fill_body(pb, lo, hi, 0))
-
-/* Four lanes of a compensated sum, to one value. */
-static double lanes_total(drpo_v4d s, drpo_v4d c)
-{
-    drpo_ksum k = {0.0, 0.0};
-    for (int l = 0; l < 4; l++)
-        drpo__ksum_add(&k, s[l]);
-    for (int l = 0; l < 4; l++)
-        drpo__ksum_add(&k, c[l]);
-    return drpo__ksum_value(&k);
-}
-
-static double lanes_sum(drpo_v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
 /* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
  * the rest summarised. */
@@ -206,13 +178,13 @@ static void fill(const drpo_problem *pb, double lo, double hi, drpo_window *w)
         next = f.next[l] < next ? f.next[l] : next;
     w->win = pb->pairs;
     w->n = f.k;
-    w->below_mass = lanes_total(f.mass_s[0], f.mass_c[0]) * scale;
-    w->below_s1 = lanes_sum(f.s1[0]) * scale;
-    w->below_s2 = lanes_sum(f.s2[0]) * scale;
-    w->win_mass = lanes_total(f.mass_s[1], f.mass_c[1]) * scale;
-    w->win_s1 = lanes_sum(f.s1[1]) * scale;
-    w->win_s2 = lanes_sum(f.s2[1]) * scale;
-    w->above_mass = lanes_total(f.mass_s[2], f.mass_c[2]) * scale;
+    w->below_mass = drpo__v4_ksum_total(f.mass_s[0], f.mass_c[0]) * scale;
+    w->below_s1 = drpo__v4_hsum(f.s1[0]) * scale;
+    w->below_s2 = drpo__v4_hsum(f.s2[0]) * scale;
+    w->win_mass = drpo__v4_ksum_total(f.mass_s[1], f.mass_c[1]) * scale;
+    w->win_s1 = drpo__v4_hsum(f.s1[1]) * scale;
+    w->win_s2 = drpo__v4_hsum(f.s2[1]) * scale;
+    w->above_mass = drpo__v4_ksum_total(f.mass_s[2], f.mass_c[2]) * scale;
     w->next = next;
     w->lo = lo;
     w->hi = hi;
@@ -306,7 +278,7 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
     while (w->n > SORT_AT_MOST) {
         size_t s = w->n / 8 < 4096 ? w->n / 8 : 4096;
         drpo_window sample, narrower;
-        sample_of(pb, w->win, w->n, s, w->win_mass, w, (drpo_pair *)pb->q, &sample);
+        sample_of(pb, w->win, w->n, s, w->win_mass, w, (drpo_pair *)pb->scratch, &sample);
         double a, b;
         bracket(&sample, rule->predict(w, &sample, rule->ctx), &a, &b);
         a = a > w->lo ? a : w->lo;

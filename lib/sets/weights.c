@@ -1,0 +1,146 @@
+/* weights.c - the last pass of every solve: the worst-case weights written
+ * from the rule a solver found, with the statistics the diagnostics need.
+ *
+ * q_j = (p_j c(d_j)) * scale, where c is a step function of the gap
+ * (CVaR, TV, the base and the argmax set), a ramp (chi-square) or an
+ * exponential (KL), and scale normalises.  One vectorised read of the
+ * losses (or gaps) and one write of q, so a solve never stores q twice. */
+#include "../internal.h"
+#include "../vec.h"
+
+#include <math.h>
+
+typedef struct q_acc {
+    drpo_v4d sum_s, sum_c, sum2, max, support, cmax, div;
+} q_acc;
+
+/* The unnormalised coefficient c(d) of four gaps. */
+DRPO__INLINE drpo_v4d coefficient(drpo_v4d d, const drpo_qrule *r, int kind)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0), t = drpo__v4_set1(r->t);
+    if (kind == DRPO__Q_STEP) {
+        drpo_v4d c = drpo__v4_select(d == t, drpo__v4_set1(r->c_at), drpo__v4_set1(r->c_above));
+        c = drpo__v4_select(d < t, drpo__v4_set1(r->c_below), c);
+        return drpo__v4_select(d == zero, drpo__v4_set1(r->c_top), c);
+    }
+    if (kind == DRPO__Q_RAMP) {
+        drpo_v4d x = t - d;
+        return drpo__v4_select(x > zero, x, zero);
+    }
+    if (kind == DRPO__Q_RAMP_DIV) { /* 1 + (t - d) / lambda: no overflow at any lambda */
+        drpo_v4d x = drpo__v4_set1(1.0) + (t - d) / drpo__v4_set1(r->lambda);
+        return drpo__v4_select(x > zero, x, zero);
+    }
+    return drpo__v4_exp_nonpos(drpo__v4_set1(-r->t) * d);
+}
+
+/* Four weights: written (the lanes in `real`) and accumulated. */
+DRPO__INLINE void q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const drpo_qrule *r, int kind,
+                          double *out, drpo_v4d *block, q_acc *a)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0), scale = drpo__v4_set1(r->scale);
+    drpo_v4d c = coefficient(d, r, kind);
+    drpo_v4d q = (p * c) * scale;
+    if (real[3])
+        drpo__v4_store(out, q);
+    else
+        for (int l = 0; l < 4 && real[l]; l++)
+            out[l] = q[l];
+    *block += q;
+    a->sum2 += q * q;
+    a->max = drpo__v4_select(q > a->max, q, a->max);
+    a->support += drpo__v4_ones(q > zero);
+    drpo_v4d cn = c * scale; /* q / p */
+    switch (r->divergence) {
+    case DRPO__DIV_MAX_RATIO: a->cmax = drpo__v4_select((q > zero) & (cn > a->cmax), cn, a->cmax); break;
+    case DRPO__DIV_ABS: a->div += (drpo_v4d)(~(drpo_v4i)drpo__v4_set1(-0.0) & (drpo_v4i)(q - p)); break;
+    case DRPO__DIV_CHI2: {
+        drpo_v4d e = cn - drpo__v4_set1(1.0);
+        a->div += p * (e * e);
+        break;
+    }
+    case DRPO__DIV_Q_GAP: a->div += q * d; break;
+    default: break;
+    }
+}
+
+DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, double *out, int kind,
+                                int uniform)
+{
+    const double *x = pb->x, *pp = pb->p;
+    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
+    const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
+    const drpo_v4i all = zero == zero;
+    q_acc a = {zero, zero, zero, zero, zero, zero, zero};
+    size_t m = pb->m, j = 0;
+    while (j < m) { /* blocks of 256, the sums compensated across blocks */
+        drpo_v4d block = zero;
+        size_t end = j + 256 < m ? j + 256 : m;
+        for (; j + 4 <= end; j += 4) {
+            drpo_v4d d = top - drpo__v4_load(x + j) * down;
+            q_lanes(d, uniform ? pu : drpo__v4_load(pp + j), all, r, kind, out + j, &block, &a);
+        }
+        if (j < end) { /* the last m mod 4: padded lanes have no mass and a zero gap */
+            drpo_v4d d, p;
+            drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
+            q_lanes(d, p, real, r, kind, out + j, &block, &a);
+            j = end;
+        }
+        drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
+    }
+    drpo_qstats s;
+    s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
+    s.sum2 = drpo__v4_hsum(a.sum2);
+    s.support = drpo__v4_hsum(a.support);
+    s.div = drpo__v4_hsum(a.div);
+    s.max = s.max_ratio = 0.0;
+    for (int l = 0; l < 4; l++) {
+        s.max = a.max[l] > s.max ? a.max[l] : s.max;
+        s.max_ratio = a.cmax[l] > s.max_ratio ? a.cmax[l] : s.max_ratio;
+    }
+    return s;
+}
+
+#define Q_KERNEL(name, kind, uniform)                                                         \
+    DRPO__KERNEL_DISPATCH(drpo_qstats, name,                                                  \
+                          (const drpo_problem *pb, const drpo_qrule *r, double *out),         \
+                          (pb, r, out), q_body(pb, r, out, kind, uniform))
+Q_KERNEL(q_step_u, DRPO__Q_STEP, 1)
+Q_KERNEL(q_step_w, DRPO__Q_STEP, 0)
+Q_KERNEL(q_ramp_u, DRPO__Q_RAMP, 1)
+Q_KERNEL(q_ramp_w, DRPO__Q_RAMP, 0)
+Q_KERNEL(q_ramp_div_u, DRPO__Q_RAMP_DIV, 1)
+Q_KERNEL(q_ramp_div_w, DRPO__Q_RAMP_DIV, 0)
+Q_KERNEL(q_exp_u, DRPO__Q_EXP, 1)
+Q_KERNEL(q_exp_w, DRPO__Q_EXP, 0)
+
+/* The exponential rule near u = 0 (see kl.c): p (1 + expm1(-u d)), scalar. */
+static drpo_qstats q_exp_precise(const drpo_problem *pb, const drpo_qrule *r, double *out)
+{
+    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    drpo_bsum sum = {{0.0, 0.0}, 0.0, 0};
+    for (size_t j = 0; j < pb->m; j++) {
+        double d = drpo__gap(pb, j), p = pb->uniform ? pb->pu : pb->p[j];
+        double q = (p * (1.0 + expm1(-r->t * d))) * r->scale;
+        out[j] = q;
+        drpo__bsum_add(&sum, q);
+        s.sum2 += q * q;
+        s.max = q > s.max ? q : s.max;
+        s.support += q > 0.0;
+        s.div += q * d;
+    }
+    s.sum = drpo__bsum_value(&sum);
+    return s;
+}
+
+drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *out)
+{
+    int u = pb->uniform;
+    switch (r->kind) {
+    case DRPO__Q_STEP: return u ? q_step_u(pb, r, out) : q_step_w(pb, r, out);
+    case DRPO__Q_RAMP: return u ? q_ramp_u(pb, r, out) : q_ramp_w(pb, r, out);
+    case DRPO__Q_RAMP_DIV: return u ? q_ramp_div_u(pb, r, out) : q_ramp_div_w(pb, r, out);
+    case DRPO__Q_EXP_PRECISE: return q_exp_precise(pb, r, out);
+    default: return u ? q_exp_u(pb, r, out) : q_exp_w(pb, r, out);
+    }
+}
