@@ -14,29 +14,37 @@
 #include <math.h>
 
 typedef struct tail_sums {
-    drpo_v4d above, excess, at;
+    drpo_v4d above_s, above_c, at_s, at_c, excess;
 } tail_sums;
 
-/* Sum p over d > t, sum p (d - t) over d > t and sum p over d == t. */
+/* Sum p over d > t, sum p (d - t) over d > t and sum p over d == t; the
+ * masses compensated across blocks of 256 (counted with a uniform base, and
+ * scaled by pu afterwards), so q keeps summing to 1 within a few ulps. */
 DRPO__INLINE tail_sums tail_body(const drpo_problem *pb, double t, int uniform)
 {
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
-    const drpo_v4d vt = drpo__v4_set1(t), zero = drpo__v4_set1(0.0), pu = drpo__v4_set1(pb->pu);
-    tail_sums s = {zero, zero, zero};
-    size_t j = 0;
-    for (; j + 4 <= pb->m; j += 4) {
-        drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
-        drpo_v4d p = uniform ? pu : drpo__v4_load(pb->p + j);
-        drpo_v4d pa = drpo__v4_select(d > vt, p, zero);
-        s.above += pa;
-        s.excess += pa * (d - vt);
-        s.at += drpo__v4_select(d == vt, p, zero);
-    }
-    for (; j < pb->m; j++) { /* the tail, in lane 0 */
-        double d = drpo__gap(pb, j), p = uniform ? pb->pu : pb->p[j];
-        s.above[0] += d > t ? p : 0.0;
-        s.excess[0] += d > t ? p * (d - t) : 0.0;
-        s.at[0] += d == t ? p : 0.0;
+    const drpo_v4d vt = drpo__v4_set1(t), zero = drpo__v4_set1(0.0), one = drpo__v4_set1(1.0);
+    tail_sums s = {zero, zero, zero, zero, zero};
+    size_t m = pb->m, j = 0;
+    while (j < m) {
+        drpo_v4d above = zero, at = zero;
+        size_t end = j + 256 < m ? j + 256 : m;
+        for (; j < end; j += 4) {
+            drpo_v4d d, p;
+            if (j + 4 <= end) {
+                d = top - drpo__v4_load(pb->x + j) * down;
+                p = uniform ? one : drpo__v4_load(pb->p + j);
+            } else { /* padded lanes: no mass */
+                drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
+                p = uniform ? drpo__v4_select(real, one, zero) : p;
+            }
+            drpo_v4d pa = drpo__v4_select(d > vt, p, zero);
+            above += pa;
+            s.excess += pa * (d - vt);
+            at += drpo__v4_select(d == vt, p, zero);
+        }
+        drpo__v4_ksum_add(&s.above_s, &s.above_c, above);
+        drpo__v4_ksum_add(&s.at_s, &s.at_c, at);
     }
     return s;
 }
@@ -45,6 +53,15 @@ DRPO__KERNEL_DISPATCH(tail_sums, tail_uniform, (const drpo_problem *pb, double t
                       tail_body(pb, t, 1))
 DRPO__KERNEL_DISPATCH(tail_sums, tail_weighted, (const drpo_problem *pb, double t), (pb, t),
                       tail_body(pb, t, 0))
+
+static void tail(const drpo_problem *pb, double t, double *above, double *excess, double *at)
+{
+    tail_sums s = pb->uniform ? tail_uniform(pb, t) : tail_weighted(pb, t);
+    double scale = pb->uniform ? pb->pu : 1.0;
+    *above = drpo__v4_ksum_total(s.above_s, s.above_c) * scale;
+    *at = drpo__v4_ksum_total(s.at_s, s.at_c) * scale;
+    *excess = drpo__v4_hsum(s.excess) * scale;
+}
 
 /* q = p, moved off the units with d > t (and `take` of the mass at d == t)
  * onto the argmax set: a step rule. */
@@ -103,8 +120,8 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         }
     }
     /* mass with d > b and d == b, sum p (d - b)_+: one pass */
-    tail_sums ts = pb->uniform ? tail_uniform(pb, b) : tail_weighted(pb, b);
-    double above = drpo__v4_hsum(ts.above), at = drpo__v4_hsum(ts.at), excess = drpo__v4_hsum(ts.excess);
+    double above, at, excess;
+    tail(pb, b, &above, &excess, &at);
     double take = rho - above; /* taken from the tie group at b */
     if (take < 0.0)
         take = 0.0;
@@ -128,8 +145,8 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->eta = 0.0; /* eta = l_max - lambda */
     sol->eta_lambda = 1.0;
     sol->iterations = 1;
-    tail_sums ts = pb->uniform ? tail_uniform(pb, lambda) : tail_weighted(pb, lambda);
-    double moved = drpo__v4_hsum(ts.above), gain = drpo__v4_hsum(ts.excess);
+    double moved, gain, at;
+    tail(pb, lambda, &moved, &gain, &at);
     moved_rule(pb, sol, lambda, 1.0, moved);
     sol->value = -pb->mean_d + gain;
     if (sol->value > 0.0)

@@ -101,11 +101,84 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, dou
     return s;
 }
 
+/* A step rule over a uniform base: q takes at most four values, so the
+ * pass writes them and counts the units of each region; the statistics then
+ * follow exactly from the counts. */
+typedef struct step_counts {
+    drpo_v4i zero, below, at; /* d == 0; d < t; d == t (the first two overlap when t > 0) */
+} step_counts;
+
+DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, double *out)
+{
+    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
+    const drpo_v4d vt = drpo__v4_set1(r->t), zero = drpo__v4_set1(0.0);
+    const double pu = pb->pu, scale = r->scale;
+    const drpo_v4d q_top = drpo__v4_set1((pu * r->c_top) * scale);
+    const drpo_v4d q_below = drpo__v4_set1((pu * r->c_below) * scale);
+    const drpo_v4d q_at = drpo__v4_set1((pu * r->c_at) * scale);
+    const drpo_v4d q_above = drpo__v4_set1((pu * r->c_above) * scale);
+    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    size_t m = pb->m, j = 0;
+    for (; j + 4 <= m; j += 4) {
+        drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
+        drpo_v4i z = d == zero, lt = d < vt, eq = d == vt;
+        drpo_v4d q = drpo__v4_select(z, q_top, drpo__v4_select(lt, q_below, drpo__v4_select(eq, q_at, q_above)));
+        drpo__v4_store(out + j, q);
+        c.zero -= z; /* a true lane is -1 */
+        c.below -= lt;
+        c.at -= eq;
+    }
+    for (; j < m; j++) {
+        double d = drpo__gap(pb, j);
+        out[j] = d == 0.0 ? q_top[0] : d < r->t ? q_below[0] : d == r->t ? q_at[0] : q_above[0];
+        c.zero[0] += d == 0.0;
+        c.below[0] += d < r->t;
+        c.at[0] += d == r->t;
+    }
+    return c;
+}
+
+DRPO__KERNEL_DISPATCH(step_counts, step_uniform,
+                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
+                      step_body(pb, r, out))
+
+static double count_of(drpo_v4i v) { return (double)(v[0] + v[1] + v[2] + v[3]); }
+
+static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *r, double *out)
+{
+    step_counts c = step_uniform(pb, r, out);
+    double n_top = count_of(c.zero), n_below = count_of(c.below), n_at = count_of(c.at);
+    /* regions apart from the argmax units */
+    if (r->t > 0.0)
+        n_below -= n_top;
+    else
+        n_at -= n_top;
+    double count[4] = {n_top, n_below, n_at, (double)pb->m - n_top - n_below - n_at};
+    double coef[4] = {r->c_top, r->c_below, r->c_at, r->c_above};
+    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    drpo_ksum sum = {0.0, 0.0};
+    for (int k = 0; k < 4; k++) {
+        if (count[k] == 0.0)
+            continue;
+        double q = (pb->pu * coef[k]) * r->scale, cn = coef[k] * r->scale;
+        drpo__ksum_add(&sum, count[k] * q);
+        s.sum2 += count[k] * q * q;
+        s.max = q > s.max ? q : s.max;
+        s.support += q > 0.0 ? count[k] : 0.0;
+        s.max_ratio = q > 0.0 && cn > s.max_ratio ? cn : s.max_ratio;
+        if (r->divergence == DRPO__DIV_ABS)
+            s.div += count[k] * fabs(q - pb->pu);
+        else if (r->divergence == DRPO__DIV_CHI2)
+            s.div += count[k] * pb->pu * (cn - 1.0) * (cn - 1.0);
+    }
+    s.sum = drpo__ksum_value(&sum);
+    return s;
+}
+
 #define Q_KERNEL(name, kind, uniform)                                                         \
     DRPO__KERNEL_DISPATCH(drpo_qstats, name,                                                  \
                           (const drpo_problem *pb, const drpo_qrule *r, double *out),         \
                           (pb, r, out), q_body(pb, r, out, kind, uniform))
-Q_KERNEL(q_step_u, DRPO__Q_STEP, 1)
 Q_KERNEL(q_step_w, DRPO__Q_STEP, 0)
 Q_KERNEL(q_ramp_u, DRPO__Q_RAMP, 1)
 Q_KERNEL(q_ramp_w, DRPO__Q_RAMP, 0)
@@ -137,7 +210,7 @@ drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *o
 {
     int u = pb->uniform;
     switch (r->kind) {
-    case DRPO__Q_STEP: return u ? q_step_u(pb, r, out) : q_step_w(pb, r, out);
+    case DRPO__Q_STEP: return u ? step_uniform_stats(pb, r, out) : q_step_w(pb, r, out);
     case DRPO__Q_RAMP: return u ? q_ramp_u(pb, r, out) : q_ramp_w(pb, r, out);
     case DRPO__Q_RAMP_DIV: return u ? q_ramp_div_u(pb, r, out) : q_ramp_div_w(pb, r, out);
     case DRPO__Q_EXP_PRECISE: return q_exp_precise(pb, r, out);
