@@ -217,6 +217,7 @@ typedef struct drpo_window_rule {
     int (*check)(const drpo_window *w, const void *ctx);
     double (*predict)(const drpo_window *w, const drpo_window *sample, const void *ctx);
     const void *ctx;
+    int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 */
 } drpo_window_rule;
 
 /* A sorted window of the gaps that holds the crossing; returns the passes

@@ -80,7 +80,7 @@ typedef struct chi2_active {
 static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *passes)
 {
     drpo_window w;
-    drpo_window_rule rule = {check, predict, f};
+    drpo_window_rule rule = {check, predict, f, 2};
     size_t k;
     *passes = drpo__window_find(pb, &rule, &w);
     scan(&w, f, &k);

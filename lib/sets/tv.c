@@ -109,7 +109,7 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     drpo_window w;
-    drpo_window_rule rule = {check, predict, &rho};
+    drpo_window_rule rule = {check, predict, &rho, 0};
     sol->iterations = drpo__window_find(pb, &rule, &w);
     double b = w.n ? w.win[0].d : 0.0, cum = w.above_mass;
     for (size_t i = w.n; i-- > 0;) {

@@ -101,7 +101,8 @@ typedef struct fill_sums {
 /* Four gaps' share of the pass.  w: their masses, or ones to count them
  * (uniform base); real: the lanes that hold a gap (all but a padded tail). */
 DRPO__INLINE void fill_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d w, drpo_v4i real, double lo,
-                             double hi, drpo_v4d blk[3], fill_sums *f, drpo_pair *pairs)
+                             double hi, int moments, drpo_v4d blk[3], fill_sums *f,
+                             drpo_pair *pairs)
 {
     drpo_v4i below = real & (d < lo), above = real & (d >= hi);
     drpo_v4i inside = real & ~(below | above);
@@ -111,10 +112,14 @@ DRPO__INLINE void fill_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d w, drpo_v4i real, 
     blk[0] += bw;
     blk[1] += iw;
     blk[2] += aw;
-    f->s1[0] += bw * d;
-    f->s2[0] += bw * d * d;
-    f->s1[1] += iw * d;
-    f->s2[1] += iw * d * d;
+    if (moments >= 1) {
+        f->s1[0] += bw * d;
+        f->s1[1] += iw * d;
+    }
+    if (moments >= 2) {
+        f->s2[0] += bw * d * d;
+        f->s2[1] += iw * d * d;
+    }
     f->next = drpo__v4_select(above & (d < f->next), d, f->next);
     if (drpo__v4_any(inside)) /* few: the bracket holds a few per cent of the gaps */
         for (int l = 0; l < 4; l++)
@@ -127,7 +132,8 @@ DRPO__INLINE void fill_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d w, drpo_v4i real, 
 
 /* `uniform` is a constant after inlining: masses are then counted, and the
  * moments are sums of d and d^2, scaled by the mass at the end. */
-DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, int uniform)
+DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, int uniform,
+                                 int moments)
 {
     const double *x = pb->x, *pp = pb->p;
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
@@ -147,13 +153,13 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
         for (; j + 4 <= end; j += 4) {
             drpo_v4d d = top - drpo__v4_load(x + j) * down;
             drpo_v4d p = uniform ? pu : drpo__v4_load(pp + j);
-            fill_lanes(d, p, uniform ? ones : p, all, lo, hi, blk, &f, pb->pairs);
+            fill_lanes(d, p, uniform ? ones : p, all, lo, hi, moments, blk, &f, pb->pairs);
         }
         if (j < end) { /* the last m mod 4 gaps, in a padded vector */
             drpo_v4d d, p;
             drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
             fill_lanes(d, p, uniform ? drpo__v4_select(real, ones, zero) : p, real, lo, hi,
-                       blk, &f, pb->pairs);
+                       moments, blk, &f, pb->pairs);
             j = end;
         }
         for (int a = 0; a < 3; a++)
@@ -162,16 +168,30 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
     return f;
 }
 
-DRPO__KERNEL_DISPATCH(fill_sums, fill_uniform, (const drpo_problem *pb, double lo, double hi),
-                      (pb, lo, hi), fill_body(pb, lo, hi, 1))
-DRPO__KERNEL_DISPATCH(fill_sums, fill_weighted, (const drpo_problem *pb, double lo, double hi),
-                      (pb, lo, hi), fill_body(pb, lo, hi, 0))
+/* Instances by base (uniform or weighted) and moments (0: masses only, 1:
+ * first moments too, 2: second moments too). */
+#define FILL_KERNEL(name, uniform, moments)                                                   \
+    DRPO__KERNEL_DISPATCH(fill_sums, name, (const drpo_problem *pb, double lo, double hi),    \
+                          (pb, lo, hi), fill_body(pb, lo, hi, uniform, moments))
+FILL_KERNEL(fill_u0, 1, 0)
+FILL_KERNEL(fill_u1, 1, 1)
+FILL_KERNEL(fill_u2, 1, 2)
+FILL_KERNEL(fill_w0, 0, 0)
+FILL_KERNEL(fill_w1, 0, 1)
+FILL_KERNEL(fill_w2, 0, 2)
+
+static fill_sums fill_pass(const drpo_problem *pb, double lo, double hi, int moments)
+{
+    static fill_sums (*const kernel[2][3])(const drpo_problem *, double, double) = {
+        {fill_w0, fill_w1, fill_w2}, {fill_u0, fill_u1, fill_u2}};
+    return kernel[pb->uniform != 0][moments](pb, lo, hi);
+}
 
 /* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
  * the rest summarised. */
-static void fill(const drpo_problem *pb, double lo, double hi, drpo_window *w)
+static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo_window *w)
 {
-    fill_sums f = pb->uniform ? fill_uniform(pb, lo, hi) : fill_weighted(pb, lo, hi);
+    fill_sums f = fill_pass(pb, lo, hi, moments);
     double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
     double next = INFINITY;
     for (int l = 0; l < 4; l++)
@@ -261,7 +281,7 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
     }
     int passes = 0;
     for (;;) { /* over the data until the bracket holds the crossing */
-        fill(pb, lo, hi, w);
+        fill(pb, lo, hi, rule->moments, w);
         passes++;
         int where = rule->check(w, rule->ctx);
         if (where == 0 || (isinf(lo) && isinf(hi)))
