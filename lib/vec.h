@@ -112,6 +112,21 @@ DRPO__INLINE drpo_v4i drpo__v4_tail(const drpo_problem *pb, size_t j, size_t end
     return real;
 }
 
+/* Units j .. j+3 (padded past end) as gaps and masses; with `count` (a
+ * uniform base) the masses are ones, to be scaled by pu afterwards. */
+DRPO__INLINE void drpo__v4_units(const drpo_problem *pb, size_t j, size_t end, int count,
+                                 drpo_v4d *d, drpo_v4d *p)
+{
+    const drpo_v4d one = drpo__v4_set1(1.0);
+    if (j + 4 <= end) {
+        *d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
+        *p = count ? one : drpo__v4_load(pb->p + j);
+    } else {
+        drpo_v4i real = drpo__v4_tail(pb, j, end, d, p);
+        *p = count ? drpo__v4_select(real, one, drpo__v4_set1(0.0)) : *p;
+    }
+}
+
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define DRPO__HAVE_AVX2_CLONE 1
 /* Asked on every call (a few loads): the library keeps no global state. */

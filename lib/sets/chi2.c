@@ -9,6 +9,7 @@
  *   radius rho:     A2 / A1^2 = 1 + 2 rho         ->  t = m + sqrt(V / ((1+2rho) P - 1))
  * with P the active mass, A1 = sum p (t-d)_+, A2 = sum p (t-d)_+^2. */
 #include "../internal.h"
+#include "../vec.h"
 
 #include <math.h>
 
@@ -77,6 +78,44 @@ typedef struct chi2_active {
     double var;   /* variance of the active gaps, centred */
 } chi2_active;
 
+typedef struct centred_sums {
+    drpo_v4d mass_s, mass_c, c1, c2, top;
+} centred_sums;
+
+/* Over the active gaps (d < limit): mass (counted with a uniform base),
+ * sum p (d - c), sum p (d - c)^2 and the largest gap. */
+DRPO__INLINE centred_sums centred_body(const drpo_problem *pb, double limit, double c,
+                                       int uniform)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0);
+    const drpo_v4d vl = drpo__v4_set1(limit), vc = drpo__v4_set1(c);
+    centred_sums s = {zero, zero, zero, zero, zero};
+    size_t m = pb->m, j = 0;
+    while (j < m) { /* blocks of 256, the mass compensated across blocks */
+        drpo_v4d block = zero;
+        size_t end = j + 256 < m ? j + 256 : m;
+        for (; j < end; j += 4) {
+            drpo_v4d d, p;
+            drpo__v4_units(pb, j, end, uniform, &d, &p);
+            drpo_v4i active = d < vl;
+            drpo_v4d pa = drpo__v4_select(active, p, zero), x = d - vc;
+            block += pa;
+            s.c1 += pa * x;
+            s.c2 += pa * x * x;
+            s.top = drpo__v4_select(active & (d > s.top), d, s.top);
+        }
+        drpo__v4_ksum_add(&s.mass_s, &s.mass_c, block);
+    }
+    return s;
+}
+
+DRPO__KERNEL_DISPATCH(centred_sums, centred_uniform,
+                      (const drpo_problem *pb, double limit, double c), (pb, limit, c),
+                      centred_body(pb, limit, c, 1))
+DRPO__KERNEL_DISPATCH(centred_sums, centred_weighted,
+                      (const drpo_problem *pb, double limit, double c), (pb, limit, c),
+                      centred_body(pb, limit, c, 0))
+
 static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *passes)
 {
     drpo_window w;
@@ -93,16 +132,13 @@ static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *
         mass += w.win[i].p;
         s1 += w.win[i].p * w.win[i].d;
     }
-    double c = s1 / mass, c1 = 0.0, c2 = 0.0, top = 0.0;
-    drpo_bsum m = {{0.0, 0.0}, 0.0, 0};
-    for (size_t j = 0; j < pb->m; j++) { /* branch-free: which gaps are active is data */
-        double d = drpo__gap(pb, j), active = d < s.limit, p = active * pb->p[j], x = d - c;
-        drpo__bsum_add(&m, p);
-        c1 += p * x;
-        c2 += p * x * x;
-        top = active && d > top ? d : top;
-    }
-    s.mass = drpo__bsum_value(&m);
+    double c = s1 / mass;
+    centred_sums cs = pb->uniform ? centred_uniform(pb, s.limit, c) : centred_weighted(pb, s.limit, c);
+    double scale = pb->uniform ? pb->pu : 1.0; /* counts to masses */
+    double c1 = drpo__v4_hsum(cs.c1) * scale, c2 = drpo__v4_hsum(cs.c2) * scale, top = 0.0;
+    for (int l = 0; l < 4; l++)
+        top = cs.top[l] > top ? cs.top[l] : top;
+    s.mass = drpo__v4_ksum_total(cs.mass_s, cs.mass_c) * scale;
     double shift = c1 / s.mass;
     s.mean = c + shift;
     s.var = c2 / s.mass - shift * shift;

@@ -22,8 +22,7 @@ typedef struct tail_sums {
  * scaled by pu afterwards), so q keeps summing to 1 within a few ulps. */
 DRPO__INLINE tail_sums tail_body(const drpo_problem *pb, double t, int uniform)
 {
-    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
-    const drpo_v4d vt = drpo__v4_set1(t), zero = drpo__v4_set1(0.0), one = drpo__v4_set1(1.0);
+    const drpo_v4d vt = drpo__v4_set1(t), zero = drpo__v4_set1(0.0);
     tail_sums s = {zero, zero, zero, zero, zero};
     size_t m = pb->m, j = 0;
     while (j < m) {
@@ -31,13 +30,7 @@ DRPO__INLINE tail_sums tail_body(const drpo_problem *pb, double t, int uniform)
         size_t end = j + 256 < m ? j + 256 : m;
         for (; j < end; j += 4) {
             drpo_v4d d, p;
-            if (j + 4 <= end) {
-                d = top - drpo__v4_load(pb->x + j) * down;
-                p = uniform ? one : drpo__v4_load(pb->p + j);
-            } else { /* padded lanes: no mass */
-                drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
-                p = uniform ? drpo__v4_select(real, one, zero) : p;
-            }
+            drpo__v4_units(pb, j, end, uniform, &d, &p);
             drpo_v4d pa = drpo__v4_select(d > vt, p, zero);
             above += pa;
             s.excess += pa * (d - vt);
