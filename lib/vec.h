@@ -6,7 +6,10 @@
  * under the baseline and picks one per call.  Both instances perform the same
  * IEEE operations in the same order (no FMA: neither target has it, and the
  * library is built with -ffp-contract=off), so the result does not depend on
- * which one ran. */
+ * which one ran.  Vectors cross no call between the instances (the two
+ * targets pass them differently): every function taking or returning one is
+ * always inlined, and the instances take pointers and return structs that
+ * both targets return in memory. */
 #ifndef DRPO_VEC_H
 #define DRPO_VEC_H
 
@@ -45,32 +48,52 @@ DRPO__INLINE drpo_v4d drpo__v4_ones(drpo_v4i mask)
 
 DRPO__INLINE int drpo__v4_any(drpo_v4i mask) { return (mask[0] | mask[1] | mask[2] | mask[3]) != 0; }
 
-/* exp(x) for x <= 0: x = k ln2 + r with |r| <= ln2/2, a degree-13 Taylor
- * polynomial for exp(r) (truncation below 1e-17 relative), and 2^k from its
- * exponent bits.  Below -708 the result (< 1e-307) is flushed to 0. */
+/* 2^(j/32), j = 0..31, correctly rounded. */
+static const double drpo__exp2_32[32] = {
+    0x1.0000000000000p+0, 0x1.059b0d3158574p+0, 0x1.0b5586cf9890fp+0, 0x1.11301d0125b51p+0,
+    0x1.172b83c7d517bp+0, 0x1.1d4873168b9aap+0, 0x1.2387a6e756238p+0, 0x1.29e9df51fdee1p+0,
+    0x1.306fe0a31b715p+0, 0x1.371a7373aa9cbp+0, 0x1.3dea64c123422p+0, 0x1.44e086061892dp+0,
+    0x1.4bfdad5362a27p+0, 0x1.5342b569d4f82p+0, 0x1.5ab07dd485429p+0, 0x1.6247eb03a5585p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.71f75e8ec5f74p+0, 0x1.7a11473eb0187p+0, 0x1.82589994cce13p+0,
+    0x1.8ace5422aa0dbp+0, 0x1.93737b0cdc5e5p+0, 0x1.9c49182a3f090p+0, 0x1.a5503b23e255dp+0,
+    0x1.ae89f995ad3adp+0, 0x1.b7f76f2fb5e47p+0, 0x1.c199bdd85529cp+0, 0x1.cb720dcef9069p+0,
+    0x1.d5818dcfba487p+0, 0x1.dfc97337b9b5fp+0, 0x1.ea4afa2a490dap+0, 0x1.f50765b6e4540p+0,
+};
+
+/* exp(x) for x <= 0: x = (32 m + j) ln2/32 + r with |r| <= ln2/64, exp(x) =
+ * 2^m 2^(j/32) P(r), P the degree-6 Taylor polynomial (truncation below
+ * 2e-18 relative): within 3 ulps (tests/test_kernels.c holds it to 4), with
+ * a dependency chain short enough to keep several groups of four in flight.  Below -708 the result
+ * (< 1e-307) is flushed to 0. */
 DRPO__INLINE drpo_v4d drpo__v4_exp_nonpos(drpo_v4d x)
 {
-    const drpo_v4d floor = drpo__v4_set1(-708.0), shifter = drpo__v4_set1(0x1.8p52);
-    drpo_v4i under = x < floor;
-    drpo_v4d xc = drpo__v4_select(under, floor, x);
-    drpo_v4d t = xc * 1.4426950408889634 + shifter, kd = t - shifter;
-    drpo_v4d r = (xc - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
-    drpo_v4d p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    drpo_v4i bits = ((drpo_v4i)t << 52) + ((int64_t)1023 << 52);
-    drpo_v4d y = p * (drpo_v4d)bits;
+    /* lanes below -708 compute garbage (never NaN-trapping) and are zeroed
+     * at the end; no clamp on the dependency chain */
+    const drpo_v4d shifter = drpo__v4_set1(0x1.8p52);
+    drpo_v4i under = x < drpo__v4_set1(-708.0);
+    drpo_v4d t = x * 0x1.71547652b82fep+5 + shifter, kd = t - shifter;
+    drpo_v4i k = (drpo_v4i)t - (drpo_v4i)shifter, j = k & 31;
+    drpo_v4d r = (x - kd * 0x1.62e42f0000000p-6) - kd * 0x1.df473de6af279p-31;
+    /* P(r) = 1 + r + r^2/2 + ... + r^6/720 by Estrin's scheme (short chain) */
+    drpo_v4d r2 = r * r;
+    drpo_v4d a = 1.0 + r, b = 0.5 + r * (1.0 / 6.0), c = 1.0 / 24.0 + r * (1.0 / 120.0);
+    drpo_v4d p = a + r2 * (b + r2 * (c + r2 * (1.0 / 720.0)));
+    drpo_v4d table = {drpo__exp2_32[j[0]], drpo__exp2_32[j[1]], drpo__exp2_32[j[2]],
+                      drpo__exp2_32[j[3]]};
+    drpo_v4i scale = ((k - j) << 47) + ((int64_t)1023 << 52); /* 2^m, m = (k - j) / 32 */
+    drpo_v4d y = (p * table) * (drpo_v4d)scale;
     return (drpo_v4d)((drpo_v4i)y & ~under);
+}
+
+/* expm1(x) for -0.5 <= x <= 0, to a few ulps relative: the Taylor series
+ * in nested form x (1 + x/2 (1 + x/3 (...))), 15 terms (truncation below
+ * 2e-18 relative). */
+DRPO__INLINE drpo_v4d drpo__v4_expm1_small(drpo_v4d x)
+{
+    drpo_v4d s = drpo__v4_set1(1.0);
+    for (int k = 15; k >= 2; k--)
+        s = s * (x * (1.0 / k)) + 1.0;
+    return x * s;
 }
 
 /* Neumaier's step on four lanes at once (see drpo__ksum_add). */
@@ -84,7 +107,7 @@ DRPO__INLINE void drpo__v4_ksum_add(drpo_v4d *s, drpo_v4d *c, drpo_v4d x)
 }
 
 /* The lanes of a four-lane compensated sum, to one value. */
-static inline double drpo__v4_ksum_total(drpo_v4d s, drpo_v4d c)
+DRPO__INLINE double drpo__v4_ksum_total(drpo_v4d s, drpo_v4d c)
 {
     drpo_ksum k = {0.0, 0.0};
     for (int l = 0; l < 4; l++)
@@ -95,7 +118,7 @@ static inline double drpo__v4_ksum_total(drpo_v4d s, drpo_v4d c)
 }
 
 /* The lanes of a plain sum, in a fixed order. */
-static inline double drpo__v4_hsum(drpo_v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+DRPO__INLINE double drpo__v4_hsum(drpo_v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
 /* Units j .. end-1 (fewer than four) of a problem as padded vectors: lanes
  * past the end get gap 0 and mass 0.  Returns the lanes that hold a unit. */

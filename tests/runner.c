@@ -25,6 +25,7 @@ int main(void)
         suite_faults,
         suite_numeric,
         suite_threads,
+        suite_kernels,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -22,5 +22,6 @@ Suite *suite_synth(void);
 Suite *suite_faults(void);
 Suite *suite_numeric(void);
 Suite *suite_threads(void);
+Suite *suite_kernels(void);
 
 #endif

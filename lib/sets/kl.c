@@ -26,83 +26,92 @@ typedef struct kl_view {
 
 typedef struct kl_eval {
     double log_z; /* log sum p exp(-u d) */
-    double z;     /* sum p exp(-u d) (compensated), or 0 in the precise form */
+    double z;     /* sum p exp(-u d) (compensated) */
     double mean;  /* E_q[d] */
-    double var;   /* Var_q(d), for the Newton step only */
-    int precise;  /* Z near 1: from log1p of an expm1 sum */
+    double var;   /* Var_q(d) and the third central moment, for the Halley step */
+    double skew;
+    int precise;  /* Z near 1: log Z from log1p of an expm1 sum */
 } kl_eval;
 
 typedef struct kl_sums {
-    drpo_v4d z_s, z_c, s1, s2;
+    drpo_v4d z_s, z_c, s1, s2, s3, em1;
 } kl_sums;
 
-/* sum w, sum w d, sum w d^2 with w = p exp(-u d), over the problem. */
-DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, int uniform)
+/* sum w, w d, w d^2, w d^3 with w = p exp(-u d) over the problem; in the
+ * precise form (u d <= 0.5) also sum p expm1(-u d), and w = p (1 + expm1). */
+DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, int uniform, int precise)
 {
-    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
-    const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
-    const drpo_v4d nu = drpo__v4_set1(-u);
-    kl_sums s = {zero, zero, zero, zero};
+    const drpo_v4d nu = drpo__v4_set1(-u), zero = drpo__v4_set1(0.0);
+    kl_sums s = {zero, zero, zero, zero, zero, zero};
     size_t m = pb->m, j = 0;
     while (j < m) { /* blocks of 256, Z compensated across blocks */
         drpo_v4d block = zero;
         size_t end = j + 256 < m ? j + 256 : m;
-        for (; j + 4 <= end; j += 4) {
-            drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
-            drpo_v4d w = (uniform ? pu : drpo__v4_load(pb->p + j)) * drpo__v4_exp_nonpos(nu * d);
+        for (; j < end; j += 4) {
+            drpo_v4d d, p, w;
+            drpo__v4_units(pb, j, end, 0, &d, &p); /* padded lanes: no mass, gap 0 */
+            (void)uniform;
+            if (precise) {
+                drpo_v4d e1 = drpo__v4_expm1_small(nu * d);
+                s.em1 += p * e1;
+                w = p * (1.0 + e1);
+            } else {
+                w = p * drpo__v4_exp_nonpos(nu * d);
+            }
+            drpo_v4d wd = w * d;
             block += w;
-            s.s1 += w * d;
-            s.s2 += w * d * d;
-        }
-        if (j < end) { /* padded lanes: no mass, gap 0 */
-            drpo_v4d d, p;
-            drpo__v4_tail(pb, j, end, &d, &p);
-            drpo_v4d w = p * drpo__v4_exp_nonpos(nu * d);
-            block += w;
-            s.s1 += w * d;
-            s.s2 += w * d * d;
-            j = end;
+            s.s1 += wd;
+            s.s2 += wd * d;
+            s.s3 += (wd * d) * d;
         }
         drpo__v4_ksum_add(&s.z_s, &s.z_c, block);
     }
     return s;
 }
 
-DRPO__KERNEL_DISPATCH(kl_sums, kl_uniform, (const drpo_problem *pb, double u), (pb, u),
-                      kl_body(pb, u, 1))
-DRPO__KERNEL_DISPATCH(kl_sums, kl_weighted, (const drpo_problem *pb, double u), (pb, u),
-                      kl_body(pb, u, 0))
+#define KL_KERNEL(name, uniform, precise)                                                    \
+    DRPO__KERNEL_DISPATCH(kl_sums, name, (const drpo_problem *pb, double u), (pb, u),         \
+                          kl_body(pb, u, uniform, precise))
+KL_KERNEL(kl_uniform, 1, 0)
+KL_KERNEL(kl_weighted, 0, 0)
+KL_KERNEL(kl_uniform_precise, 1, 1)
+KL_KERNEL(kl_weighted_precise, 0, 1)
 
 /* One pass at inverse temperature u. */
 static kl_eval kl_evaluate(const kl_view *v, double u)
 {
-    double z = 0.0, s1 = 0.0, s2 = 0.0, em1 = 0.0;
+    double z = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, em1 = 0.0;
     kl_eval e;
     e.precise = u * v->d_max < 0.5; /* Z near 1: log1p of an expm1 sum keeps log Z exact */
     const drpo_problem *pb = v->pb;
-    if (e.precise || !pb) {
+    if (!pb) { /* a sample of pairs */
         drpo_bsum zb = {{0.0, 0.0}, 0.0, 0};
         for (size_t j = 0; j < v->m; j++) {
-            double dj = pb ? drpo__gap(pb, j) : v->pairs[j].d;
-            double pj = !pb ? v->pairs[j].p : pb->uniform ? pb->pu : pb->p[j];
+            double dj = v->pairs[j].d, pj = v->pairs[j].p;
             double e1 = e.precise ? expm1(-u * dj) : 0.0;
-            double wj = e.precise ? pj * (1.0 + e1) : pj * drpo__v4_exp_nonpos(drpo__v4_set1(-u * dj))[0];
+            double wj = e.precise ? pj * (1.0 + e1)
+                                  : pj * drpo__v4_exp_nonpos(drpo__v4_set1(-u * dj))[0];
             em1 += pj * e1;
             drpo__bsum_add(&zb, wj);
             s1 += wj * dj;
             s2 += wj * dj * dj;
+            s3 += wj * dj * dj * dj;
         }
         z = drpo__bsum_value(&zb);
     } else {
-        kl_sums s = pb->uniform ? kl_uniform(pb, u) : kl_weighted(pb, u);
+        kl_sums s = e.precise ? (pb->uniform ? kl_uniform_precise(pb, u) : kl_weighted_precise(pb, u))
+                              : (pb->uniform ? kl_uniform(pb, u) : kl_weighted(pb, u));
         z = drpo__v4_ksum_total(s.z_s, s.z_c);
         s1 = drpo__v4_hsum(s.s1);
         s2 = drpo__v4_hsum(s.s2);
+        s3 = drpo__v4_hsum(s.s3);
+        em1 = drpo__v4_hsum(s.em1);
     }
     e.z = z;
     e.log_z = e.precise && z >= 0.5 ? log1p(em1) : log(z);
     e.mean = s1 / z;
     e.var = s2 / z - e.mean * e.mean;
+    e.skew = s3 / z - 3.0 * e.mean * (s2 / z) + 2.0 * e.mean * e.mean * e.mean;
     return e;
 }
 
@@ -189,7 +198,10 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
             return 0; /* every weight off the argmax set is below 1e-650 */
         if (!isinf(hi) && hi - lo <= 4.0 * DBL_EPSILON * hi)
             return it;
-        double next = u - f / (u * e->var);
+        /* Halley: f' = u Var, f'' = Var - u skew; cubic convergence takes
+         * the sampled start to the tolerance in two full passes */
+        double f1 = u * e->var, f2 = e->var - u * e->skew, den = 2.0 * f1 * f1 - f * f2;
+        double next = den > 0.0 ? u - 2.0 * f * f1 / den : u - f / f1;
         if (!(next > lo && next < hi) || !isfinite(next)) {
             if (isinf(hi))
                 next = u * 64.0;

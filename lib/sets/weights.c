@@ -31,6 +31,8 @@ DRPO__INLINE drpo_v4d coefficient(drpo_v4d d, const drpo_qrule *r, int kind)
         drpo_v4d x = drpo__v4_set1(1.0) + (t - d) / drpo__v4_set1(r->lambda);
         return drpo__v4_select(x > zero, x, zero);
     }
+    if (kind == DRPO__Q_EXP_PRECISE) /* as kl.c sums Z near u = 0 */
+        return 1.0 + drpo__v4_expm1_small(drpo__v4_set1(-r->t) * d);
     return drpo__v4_exp_nonpos(drpo__v4_set1(-r->t) * d);
 }
 
@@ -186,25 +188,8 @@ Q_KERNEL(q_ramp_div_u, DRPO__Q_RAMP_DIV, 1)
 Q_KERNEL(q_ramp_div_w, DRPO__Q_RAMP_DIV, 0)
 Q_KERNEL(q_exp_u, DRPO__Q_EXP, 1)
 Q_KERNEL(q_exp_w, DRPO__Q_EXP, 0)
-
-/* The exponential rule near u = 0 (see kl.c): p (1 + expm1(-u d)), scalar. */
-static drpo_qstats q_exp_precise(const drpo_problem *pb, const drpo_qrule *r, double *out)
-{
-    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    drpo_bsum sum = {{0.0, 0.0}, 0.0, 0};
-    for (size_t j = 0; j < pb->m; j++) {
-        double d = drpo__gap(pb, j), p = pb->uniform ? pb->pu : pb->p[j];
-        double q = (p * (1.0 + expm1(-r->t * d))) * r->scale;
-        out[j] = q;
-        drpo__bsum_add(&sum, q);
-        s.sum2 += q * q;
-        s.max = q > s.max ? q : s.max;
-        s.support += q > 0.0;
-        s.div += q * d;
-    }
-    s.sum = drpo__bsum_value(&sum);
-    return s;
-}
+Q_KERNEL(q_exp_precise_u, DRPO__Q_EXP_PRECISE, 1)
+Q_KERNEL(q_exp_precise_w, DRPO__Q_EXP_PRECISE, 0)
 
 drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
@@ -213,7 +198,7 @@ drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *o
     case DRPO__Q_STEP: return u ? step_uniform_stats(pb, r, out) : q_step_w(pb, r, out);
     case DRPO__Q_RAMP: return u ? q_ramp_u(pb, r, out) : q_ramp_w(pb, r, out);
     case DRPO__Q_RAMP_DIV: return u ? q_ramp_div_u(pb, r, out) : q_ramp_div_w(pb, r, out);
-    case DRPO__Q_EXP_PRECISE: return q_exp_precise(pb, r, out);
+    case DRPO__Q_EXP_PRECISE: return u ? q_exp_precise_u(pb, r, out) : q_exp_precise_w(pb, r, out);
     default: return u ? q_exp_u(pb, r, out) : q_exp_w(pb, r, out);
     }
 }

@@ -1,0 +1,115 @@
+/* test_kernels.c - the vector kernels' special functions (lib/vec.h):
+ * accuracy against the C library, and the AVX2 and baseline instances
+ * agreeing bit for bit. */
+#include "suites.h"
+
+/* the kernels' vectors are passed only between inlined functions */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#include "../lib/vec.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Distance in units of the last place of ref. */
+static double ulps(double y, double ref)
+{
+    if (y == ref)
+        return 0.0;
+    int e;
+    frexp(ref, &e);
+    return fabs(y - ref) / ldexp(1.0, e - 53);
+}
+
+/* exp(x) and expm1(x * 0.5 / 745) of four values, through pointers: a
+ * vector argument would cross between the two targets' calling conventions. */
+DRPO__INLINE void both(const double *x, double *exp_out, double *expm1_out)
+{
+    drpo_v4d v = drpo__v4_load(x);
+    drpo__v4_store(exp_out, drpo__v4_exp_nonpos(v));
+    drpo__v4_store(expm1_out, drpo__v4_expm1_small(v * (0.5 / 745.0)));
+}
+
+#ifdef DRPO__HAVE_AVX2_CLONE
+__attribute__((target("avx2"))) static void both_avx2(const double *x, double *e, double *m)
+{
+    both(x, e, m);
+}
+#endif
+static void both_base(const double *x, double *e, double *m) { both(x, e, m); }
+
+/* x from 0 down to -745 (and a few special points), four at a time. */
+static double grid(int i, int n)
+{
+    static const double special[] = {0.0, -0.0, -1e-300, -DBL_MIN, -1e-17, -0.5,
+                                     -708.0, -708.0 - 1e-13, -745.0, -700.5};
+    int ns = (int)(sizeof special / sizeof special[0]);
+    return i < ns ? special[i] : -745.0 * (double)(i - ns) / (double)(n - ns);
+}
+
+START_TEST(test_exp_accuracy)
+{
+    const int n = 400000;
+    double worst_exp = 0.0, worst_expm1 = 0.0;
+    for (int i = 0; i < n; i += 4) {
+        double x[4], ex[4], em[4];
+        for (int l = 0; l < 4; l++)
+            x[l] = grid(i + l, n);
+        both_base(x, ex, em);
+        for (int l = 0; l < 4; l++) {
+            if (x[l] < -708.0) {
+                ck_assert_msg(ex[l] == 0.0, "exp(%.17g) = %g, flushed to 0 expected", x[l],
+                              ex[l]);
+            } else {
+                double u = ulps(ex[l], exp(x[l]));
+                ck_assert_msg(u <= 4.0, "exp(%.17g): %.17g vs %.17g (%.1f ulps)", x[l], ex[l],
+                              exp(x[l]), u);
+                worst_exp = fmax(worst_exp, u);
+            }
+            double xm = x[l] * (0.5 / 745.0); /* [-0.5, 0] */
+            double u = ulps(em[l], expm1(xm));
+            ck_assert_msg(u <= 4.0, "expm1(%.17g): %.17g vs %.17g (%.1f ulps)", xm, em[l],
+                          expm1(xm), u);
+            worst_expm1 = fmax(worst_expm1, u);
+        }
+    }
+    if (getenv("DRPO_TEST_VERBOSE"))
+        printf("exp: worst %.2f ulps; expm1 on [-0.5, 0]: worst %.2f ulps\n", worst_exp,
+               worst_expm1);
+}
+END_TEST
+
+START_TEST(test_instances_agree)
+{
+#ifdef DRPO__HAVE_AVX2_CLONE
+    if (!drpo__cpu_avx2())
+        return; /* nothing to compare on this CPU */
+    const int n = 100000;
+    for (int i = 0; i < n; i += 4) {
+        double x[4], ea[4], ma[4], eb[4], mb[4];
+        for (int l = 0; l < 4; l++)
+            x[l] = grid(i + l, n);
+        both_avx2(x, ea, ma);
+        both_base(x, eb, mb);
+        for (int l = 0; l < 4; l++) {
+            ck_assert_msg(!memcmp(&ea[l], &eb[l], sizeof(double)),
+                          "exp(%.17g): AVX2 %a, baseline %a", x[l], ea[l], eb[l]);
+            ck_assert_msg(!memcmp(&ma[l], &mb[l], sizeof(double)),
+                          "expm1(%.17g): AVX2 %a, baseline %a", x[l] * (0.5 / 745.0), ma[l],
+                          mb[l]);
+        }
+    }
+#endif
+}
+END_TEST
+
+Suite *suite_kernels(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("special functions");
+    tcase_add_test(tc, test_exp_accuracy);
+    tcase_add_test(tc, test_instances_agree);
+    suite_add_tcase(s, tc);
+    return s;
+}
