@@ -100,9 +100,8 @@ typedef struct fill_sums {
 
 /* Four gaps' share of the pass.  w: their masses, or ones to count them
  * (uniform base); real: the lanes that hold a gap (all but a padded tail). */
-DRPO__INLINE void fill_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d w, drpo_v4i real, double lo,
-                             double hi, int moments, drpo_v4d blk[3], fill_sums *f,
-                             drpo_pair *pairs)
+DRPO__INLINE drpo_v4i fill_lanes(drpo_v4d d, drpo_v4d w, drpo_v4i real, double lo, double hi,
+                                 int moments, drpo_v4d blk[3], fill_sums *f)
 {
     drpo_v4i below = real & (d < lo), above = real & (d >= hi);
     drpo_v4i inside = real & ~(below | above);
@@ -121,13 +120,19 @@ DRPO__INLINE void fill_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d w, drpo_v4i real, 
         f->s2[1] += iw * d * d;
     }
     f->next = drpo__v4_select(above & (d < f->next), d, f->next);
-    if (drpo__v4_any(inside)) /* few: the bracket holds a few per cent of the gaps */
-        for (int l = 0; l < 4; l++)
-            if (inside[l]) {
-                pairs[f->k].d = d[l];
-                pairs[f->k].p = p[l];
-                f->k++;
-            }
+    return inside;
+}
+
+/* Copy the gaps of `inside` among the first `lanes` to pairs (branch-free:
+ * each lane written, kept if inside). */
+DRPO__INLINE void keep(drpo_v4d d, drpo_v4d p, drpo_v4i inside, int lanes, fill_sums *f,
+                       drpo_pair *pairs)
+{
+    for (int l = 0; l < lanes; l++) { /* (never past the last unit: pairs holds m) */
+        pairs[f->k].d = d[l];
+        pairs[f->k].p = p[l];
+        f->k += (size_t)(inside[l] & 1);
+    }
 }
 
 /* `uniform` is a constant after inlining: masses are then counted, and the
@@ -150,17 +155,30 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
     while (j < m) { /* blocks of 256 */
         drpo_v4d blk[3] = {zero, zero, zero};
         size_t end = j + 256 < m ? j + 256 : m;
-        for (; j + 4 <= end; j += 4) {
-            drpo_v4d d = top - drpo__v4_load(x + j) * down;
-            drpo_v4d p = uniform ? pu : drpo__v4_load(pp + j);
-            fill_lanes(d, p, uniform ? ones : p, all, lo, hi, moments, blk, &f, pb->pairs);
+        for (; j + 8 <= end; j += 8) { /* eight at a time: one test for the rare copy */
+            drpo_v4d d0 = top - drpo__v4_load(x + j) * down;
+            drpo_v4d d1 = top - drpo__v4_load(x + j + 4) * down;
+            drpo_v4d p0 = uniform ? pu : drpo__v4_load(pp + j);
+            drpo_v4d p1 = uniform ? pu : drpo__v4_load(pp + j + 4);
+            drpo_v4i in0 = fill_lanes(d0, uniform ? ones : p0, all, lo, hi, moments, blk, &f);
+            drpo_v4i in1 = fill_lanes(d1, uniform ? ones : p1, all, lo, hi, moments, blk, &f);
+            if (drpo__v4_any(in0 | in1)) { /* the bracket holds a few per cent of the gaps */
+                keep(d0, p0, in0, 4, &f, pb->pairs);
+                keep(d1, p1, in1, 4, &f, pb->pairs);
+            }
         }
-        if (j < end) { /* the last m mod 4 gaps, in a padded vector */
+        for (; j < end; j += 4) { /* the rest: a group of four, then a padded one */
             drpo_v4d d, p;
-            drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
-            fill_lanes(d, p, uniform ? drpo__v4_select(real, ones, zero) : p, real, lo, hi,
-                       moments, blk, &f, pb->pairs);
-            j = end;
+            drpo_v4i real = all;
+            if (j + 4 <= end) {
+                d = top - drpo__v4_load(x + j) * down;
+                p = uniform ? pu : drpo__v4_load(pp + j);
+            } else {
+                real = drpo__v4_tail(pb, j, end, &d, &p);
+            }
+            drpo_v4i in = fill_lanes(d, uniform ? drpo__v4_select(real, ones, zero) : p, real, lo,
+                                     hi, moments, blk, &f);
+            keep(d, p, in, end - j < 4 ? (int)(end - j) : 4, &f, pb->pairs);
         }
         for (int a = 0; a < 3; a++)
             drpo__v4_ksum_add(&f.mass_s[a], &f.mass_c[a], blk[a]);
