@@ -89,18 +89,19 @@ static inline double drpo__gap(const drpo_problem *pb, size_t j)
 
 /* How the worst case weighs a unit, as a solver hands it over: q_j =
  * (p_j c(d_j)) * scale, written with its statistics by drpo__q_write. */
-enum { DRPO__Q_STEP, DRPO__Q_RAMP, DRPO__Q_RAMP_DIV, DRPO__Q_EXP, DRPO__Q_EXP_PRECISE };
-/* Which divergence the pass measures: max q/p, sum |q - p|, sum p (q/p - 1)^2,
- * sum q d (KL, with u and log Z); NONE: the solver states it. */
-enum { DRPO__DIV_NONE, DRPO__DIV_MAX_RATIO, DRPO__DIV_ABS, DRPO__DIV_CHI2, DRPO__DIV_Q_GAP };
+enum { DRPO__Q_STEP, DRPO__Q_RAMP, DRPO__Q_RAMP_DIV, DRPO__Q_EXP, DRPO__Q_EXP_PRECISE,
+       DRPO__Q_STORED };
+/* Which divergence the pass measures: max q/p, sum |q - p|, sum p (q/p - 1)^2;
+ * NONE: the solver states it (KL knows it from its last evaluation). */
+enum { DRPO__DIV_NONE, DRPO__DIV_MAX_RATIO, DRPO__DIV_ABS, DRPO__DIV_CHI2 };
 
 typedef struct drpo_qrule {
     int kind, divergence;
     double t; /* STEP, RAMP: the threshold gap; RAMP_DIV: the mean gap; EXP: u */
+    const double *w; /* STORED: p_j c(d_j), kept by the solver's last pass (c = w / p) */
     /* STEP: c = c_top at d == 0, else c_below, c_at, c_above for d <, ==, > t */
     double c_top, c_below, c_at, c_above;
     double lambda;   /* RAMP_DIV: c = (1 + (t - d) / lambda)_+; RAMP: c = (t - d)_+ */
-    double log_norm; /* EXP: log sum p exp(-u d), for the divergence */
     double scale;    /* the normaliser */
 } drpo_qrule;
 

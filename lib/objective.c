@@ -373,15 +373,10 @@ static int rule_finite(const drpo_qrule *r)
 /* D(q||p) from the pass's measure. */
 static double divergence_of(const drpo_solution *sol, const drpo_qstats *qs)
 {
-    const drpo_qrule *r = &sol->rule;
-    double dv;
-    switch (r->divergence) {
+    switch (sol->rule.divergence) {
     case DRPO__DIV_MAX_RATIO: return qs->max_ratio;
     case DRPO__DIV_ABS:
     case DRPO__DIV_CHI2: return 0.5 * qs->div;
-    case DRPO__DIV_Q_GAP: /* sum q log(q/p), log(q/p) = -u d - log Z */
-        dv = -r->t * qs->div - r->log_norm * qs->sum;
-        return dv > 0.0 ? dv : 0.0;
     default: return sol->divergence;
     }
 }

@@ -166,8 +166,10 @@ static void ramp_rule(drpo_solution *sol, double t, const chi2_active *s)
 {
     double norm = s->mass * (t - s->mean), scale = 1.0 / norm;
     /* (a degenerate piece: the objective normalises what was written) */
-    drpo_qrule r = {DRPO__Q_RAMP, DRPO__DIV_CHI2, t, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                    norm > 0.0 && isfinite(scale) ? scale : 1.0};
+    drpo_qrule r = {.kind = DRPO__Q_RAMP,
+                    .divergence = DRPO__DIV_CHI2,
+                    .t = t,
+                    .scale = norm > 0.0 && isfinite(scale) ? scale : 1.0};
     sol->rule = r;
 }
 
@@ -188,8 +190,11 @@ static drpo_status chi2_penalty(const drpo_problem *pb, drpo_solution *sol)
         /* q ∝ p (1 + (mean - d) / lambda): p (t - d) / lambda, which, unlike
          * p (t - d), cannot overflow when lambda is huge (a penalty clamped
          * to DBL_MAX in gap space, e.g. penalty 0.3 with denormal losses) */
-        drpo_qrule r = {DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, s.mean, 0.0, 0.0, 0.0, 0.0, lambda,
-                        0.0,              1.0};
+        drpo_qrule r = {.kind = DRPO__Q_RAMP_DIV,
+                        .divergence = DRPO__DIV_CHI2,
+                        .t = s.mean,
+                        .lambda = lambda,
+                        .scale = 1.0};
         sol->rule = r;
         sol->eta = s.mean; /* eta = mean - lambda, the lambda part kept apart */
         sol->eta_lambda = 1.0;

@@ -4,7 +4,8 @@
 
 static void step_rule(drpo_solution *sol, double c_top, double c_rest, double scale, int divergence)
 {
-    drpo_qrule r = {DRPO__Q_STEP, divergence, 0.0, c_top, c_rest, c_rest, c_rest, 0.0, 0.0, scale};
+    drpo_qrule r = {.kind = DRPO__Q_STEP, .divergence = divergence, .c_top = c_top,
+                    .c_below = c_rest, .c_at = c_rest, .c_above = c_rest, .scale = scale};
     sol->rule = r;
 }
 

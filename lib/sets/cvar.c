@@ -72,9 +72,13 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
     if (rest > at / alpha) /* never past the group's caps */
         rest = at / alpha;
     double c_at = at > 0.0 ? rest / at : 0.0;
-    drpo_qrule r = {DRPO__Q_STEP, DRPO__DIV_MAX_RATIO, t,   t > 0.0 ? 1.0 / alpha : c_at,
-                    1.0 / alpha,  c_at,                0.0, 0.0,
-                    0.0,          1.0};
+    drpo_qrule r = {.kind = DRPO__Q_STEP,
+                    .divergence = DRPO__DIV_MAX_RATIO,
+                    .t = t,
+                    .c_top = t > 0.0 ? 1.0 / alpha : c_at,
+                    .c_below = 1.0 / alpha,
+                    .c_at = c_at,
+                    .scale = 1.0};
     sol->rule = r;
     sol->eta = t;
     sol->value = -t + excess / alpha;

@@ -19,6 +19,7 @@
  * when pb is NULL, a sample of (d, p) pairs. */
 typedef struct kl_view {
     const drpo_problem *pb;
+    double *store; /* where an evaluation may keep its weights p exp(-u d) (m doubles) */
     const drpo_pair *pairs;
     size_t m;
     double d_max, d_min; /* largest gap; smallest positive gap (< 0: not yet known) */
@@ -31,6 +32,7 @@ typedef struct kl_eval {
     double var;   /* Var_q(d) and the third central moment, for the Halley step */
     double skew;
     int precise;  /* Z near 1: log Z from log1p of an expm1 sum */
+    int stored;   /* the weights p exp(-u d) are in the view's store */
 } kl_eval;
 
 typedef struct kl_sums {
@@ -39,7 +41,8 @@ typedef struct kl_sums {
 
 /* sum w, w d, w d^2, w d^3 with w = p exp(-u d) over the problem; in the
  * precise form (u d <= 0.5) also sum p expm1(-u d), and w = p (1 + expm1). */
-DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, int uniform, int precise)
+DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double *store, int uniform,
+                             int precise)
 {
     const drpo_v4d nu = drpo__v4_set1(-u), zero = drpo__v4_set1(0.0);
     kl_sums s = {zero, zero, zero, zero, zero, zero};
@@ -58,6 +61,11 @@ DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, int uniform, int 
             } else {
                 w = p * drpo__v4_exp_nonpos(nu * d);
             }
+            if (store && j + 4 <= end)
+                drpo__v4_store(store + j, w);
+            else if (store)
+                for (size_t l = 0; j + l < end; l++)
+                    store[j + l] = w[l];
             drpo_v4d wd = w * d;
             block += w;
             s.s1 += wd;
@@ -70,19 +78,22 @@ DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, int uniform, int 
 }
 
 #define KL_KERNEL(name, uniform, precise)                                                    \
-    DRPO__KERNEL_DISPATCH(kl_sums, name, (const drpo_problem *pb, double u), (pb, u),         \
-                          kl_body(pb, u, uniform, precise))
+    DRPO__KERNEL_DISPATCH(kl_sums, name, (const drpo_problem *pb, double u, double *store),   \
+                          (pb, u, store), kl_body(pb, u, store, uniform, precise))
 KL_KERNEL(kl_uniform, 1, 0)
 KL_KERNEL(kl_weighted, 0, 0)
 KL_KERNEL(kl_uniform_precise, 1, 1)
 KL_KERNEL(kl_weighted_precise, 0, 1)
 
-/* One pass at inverse temperature u. */
-static kl_eval kl_evaluate(const kl_view *v, double u)
+/* One pass at inverse temperature u; with `store`, the weights are kept in
+ * the view's store for the last pass. */
+static kl_eval kl_evaluate(const kl_view *v, double u, int store)
 {
     double z = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, em1 = 0.0;
     kl_eval e;
     e.precise = u * v->d_max < 0.5; /* Z near 1: log1p of an expm1 sum keeps log Z exact */
+    e.stored = store && v->pb && v->store;
+    double *to = e.stored ? v->store : NULL;
     const drpo_problem *pb = v->pb;
     if (!pb) { /* a sample of pairs */
         drpo_bsum zb = {{0.0, 0.0}, 0.0, 0};
@@ -99,8 +110,9 @@ static kl_eval kl_evaluate(const kl_view *v, double u)
         }
         z = drpo__bsum_value(&zb);
     } else {
-        kl_sums s = e.precise ? (pb->uniform ? kl_uniform_precise(pb, u) : kl_weighted_precise(pb, u))
-                              : (pb->uniform ? kl_uniform(pb, u) : kl_weighted(pb, u));
+        kl_sums s = e.precise ? (pb->uniform ? kl_uniform_precise(pb, u, to)
+                                             : kl_weighted_precise(pb, u, to))
+                              : (pb->uniform ? kl_uniform(pb, u, to) : kl_weighted(pb, u, to));
         z = drpo__v4_ksum_total(s.z_s, s.z_c);
         s1 = drpo__v4_hsum(s.s1);
         s2 = drpo__v4_hsum(s.s2);
@@ -117,19 +129,19 @@ static kl_eval kl_evaluate(const kl_view *v, double u)
 
 /* The weights at the evaluated u: p exp(-u d) / Z, written by the same
  * arithmetic that summed Z, so they sum to 1 within a few ulps. */
-static void kl_rule(drpo_solution *sol, double u, const kl_eval *e)
+static void kl_rule(drpo_solution *sol, double u, const kl_eval *e, const kl_view *v)
 {
-    drpo_qrule r = {e->precise ? DRPO__Q_EXP_PRECISE : DRPO__Q_EXP,
-                    DRPO__DIV_Q_GAP,
-                    u,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    e->log_z,
-                    1.0 / e->z};
+    drpo_qrule r = {.kind = e->stored    ? DRPO__Q_STORED
+                            : e->precise ? DRPO__Q_EXP_PRECISE
+                                         : DRPO__Q_EXP,
+                    .divergence = DRPO__DIV_NONE,
+                    .t = u,
+                    .w = e->stored ? v->store : NULL,
+                    .scale = 1.0 / e->z};
     sol->rule = r;
+    sol->divergence = -u * e->mean - e->log_z; /* KL(q_u || p), as Newton measured it */
+    if (sol->divergence < 0.0)
+        sol->divergence = 0.0;
 }
 
 static double kl_of(double u, const kl_eval *e) { return -u * e->mean - e->log_z; }
@@ -154,9 +166,9 @@ static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    kl_view v = {pb, NULL, pb->m, pb->d_max, 0.0};
-    kl_eval e = kl_evaluate(&v, u);
-    kl_rule(sol, u, &e);
+    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, 0.0};
+    kl_eval e = kl_evaluate(&v, u, 1);
+    kl_rule(sol, u, &e, &v);
     sol->value = lambda * e.log_z;
     sol->eta = -sol->value; /* mu = lambda log E_p exp(l / lambda), in gaps */
     return DRPO_OK;
@@ -184,8 +196,9 @@ static double smallest_gap(kl_view *v)
 static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *e)
 {
     double u = *u_io, lo = 0.0, hi = INFINITY; /* KL(lo) < rho < KL(hi) */
+    int store = 0; /* keep the weights once the steps say this pass is likely the last */
     for (int it = 1; it <= 400; it++) {
-        *e = kl_evaluate(v, u);
+        *e = kl_evaluate(v, u, store);
         *u_io = u;
         double f = kl_of(u, e) - rho;
         if (fabs(f) <= tol)
@@ -210,6 +223,7 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
             else
                 next = 0.5 * (lo + hi);
         }
+        store = fabs(next - u) <= 1e-4 * u; /* Halley from here lands within ~1e-12 */
         u = next;
     }
     return -1;
@@ -234,7 +248,7 @@ static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
         }
         for (size_t i = 0; i < s; i++)
             pb->pairs[i].p /= mass;
-        kl_view sv = {NULL, pb->pairs, s, d_max, d_min};
+        kl_view sv = {NULL, NULL, pb->pairs, s, d_max, d_min};
         double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         kl_eval e;
         if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e) > 0 && u > 0.0 && isfinite(u))
@@ -268,7 +282,7 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = pb->p_top < 1.0 && rho == -log(pb->p_top);
         return DRPO_OK;
     }
-    kl_view v = {pb, NULL, pb->m, pb->d_max, -1.0}; /* d_min when needed */
+    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, -1.0}; /* d_min when needed */
     double u = kl_start(pb, &v, rho);
     kl_eval e;
     /* |KL - rho| <= 1e-10 rho keeps q well inside the contract's 1e-9 and
@@ -283,7 +297,7 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    kl_rule(sol, u, &e);
+    kl_rule(sol, u, &e, &v);
     sol->value = -e.mean;
     sol->lambda = 1.0 / u;
     sol->eta = -e.log_z / u; /* mu = lambda log E_p exp(l / lambda), in gaps */

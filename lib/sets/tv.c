@@ -61,9 +61,13 @@ static void tail(const drpo_problem *pb, double t, double *above, double *excess
 static void moved_rule(const drpo_problem *pb, drpo_solution *sol, double t, double c_at,
                        double moved)
 {
-    drpo_qrule r = {DRPO__Q_STEP, DRPO__DIV_ABS, t,   1.0 + moved / pb->p_top,
-                    1.0,          c_at,          0.0, 0.0,
-                    0.0,          1.0};
+    drpo_qrule r = {.kind = DRPO__Q_STEP,
+                    .divergence = DRPO__DIV_ABS,
+                    .t = t,
+                    .c_top = 1.0 + moved / pb->p_top,
+                    .c_below = 1.0,
+                    .c_at = c_at,
+                    .scale = 1.0};
     sol->rule = r;
 }
 

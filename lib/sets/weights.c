@@ -3,7 +3,8 @@
  *
  * q_j = (p_j c(d_j)) * scale, where c is a step function of the gap
  * (CVaR, TV, the base and the argmax set), a ramp (chi-square) or an
- * exponential (KL), and scale normalises.  One vectorised read of the
+ * exponential (KL; or p_j c(d_j) as its last pass stored it), and scale
+ * normalises.  One vectorised read of the
  * losses (or gaps) and one write of q, so a solve never stores q twice. */
 #include "../internal.h"
 #include "../vec.h"
@@ -38,11 +39,21 @@ DRPO__INLINE drpo_v4d coefficient(drpo_v4d d, const drpo_qrule *r, int kind)
 
 /* Four weights: written (the lanes in `real`) and accumulated. */
 DRPO__INLINE void q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const drpo_qrule *r, int kind,
-                          double *out, drpo_v4d *block, q_acc *a)
+                          size_t j, double *out, drpo_v4d *block, q_acc *a)
 {
     const drpo_v4d zero = drpo__v4_set1(0.0), scale = drpo__v4_set1(r->scale);
-    drpo_v4d c = coefficient(d, r, kind);
-    drpo_v4d q = (p * c) * scale;
+    drpo_v4d c = kind == DRPO__Q_STORED ? zero : coefficient(d, r, kind), q;
+    if (kind != DRPO__Q_STORED) {
+        q = (p * c) * scale;
+    } else if (real[3]) {
+        q = drpo__v4_load(r->w + j) * scale;
+    } else { /* the tail: lanes past the end are zero */
+        drpo_v4d w = zero;
+        for (int l = 0; l < 4 && real[l]; l++)
+            w[l] = r->w[j + l];
+        q = w * scale;
+    }
+    out += j;
     if (real[3])
         drpo__v4_store(out, q);
     else
@@ -61,7 +72,6 @@ DRPO__INLINE void q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const drpo_qrul
         a->div += p * (e * e);
         break;
     }
-    case DRPO__DIV_Q_GAP: a->div += q * d; break;
     default: break;
     }
 }
@@ -80,12 +90,12 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, dou
         size_t end = j + 256 < m ? j + 256 : m;
         for (; j + 4 <= end; j += 4) {
             drpo_v4d d = top - drpo__v4_load(x + j) * down;
-            q_lanes(d, uniform ? pu : drpo__v4_load(pp + j), all, r, kind, out + j, &block, &a);
+            q_lanes(d, uniform ? pu : drpo__v4_load(pp + j), all, r, kind, j, out, &block, &a);
         }
         if (j < end) { /* the last m mod 4: padded lanes have no mass and a zero gap */
             drpo_v4d d, p;
             drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
-            q_lanes(d, p, real, r, kind, out + j, &block, &a);
+            q_lanes(d, p, real, r, kind, j, out, &block, &a);
             j = end;
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
@@ -190,6 +200,7 @@ Q_KERNEL(q_exp_u, DRPO__Q_EXP, 1)
 Q_KERNEL(q_exp_w, DRPO__Q_EXP, 0)
 Q_KERNEL(q_exp_precise_u, DRPO__Q_EXP_PRECISE, 1)
 Q_KERNEL(q_exp_precise_w, DRPO__Q_EXP_PRECISE, 0)
+Q_KERNEL(q_stored, DRPO__Q_STORED, 1)
 
 drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
@@ -198,6 +209,7 @@ drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *o
     case DRPO__Q_STEP: return u ? step_uniform_stats(pb, r, out) : q_step_w(pb, r, out);
     case DRPO__Q_RAMP: return u ? q_ramp_u(pb, r, out) : q_ramp_w(pb, r, out);
     case DRPO__Q_RAMP_DIV: return u ? q_ramp_div_u(pb, r, out) : q_ramp_div_w(pb, r, out);
+    case DRPO__Q_STORED: return q_stored(pb, r, out); /* (reads neither gaps nor p) */
     case DRPO__Q_EXP_PRECISE: return u ? q_exp_precise_u(pb, r, out) : q_exp_precise_w(pb, r, out);
     default: return u ? q_exp_u(pb, r, out) : q_exp_w(pb, r, out);
     }
