@@ -194,6 +194,12 @@ void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol, int divergence);
 void drpo__q_base(const drpo_problem *pb, drpo_solution *sol);
 /* Sort pairs ascending by gap (introsort, no allocation). */
 void drpo__pairs_sort(drpo_pair *a, size_t n);
+/* Scanning the pairs by gap (ascending, or descending) with a running mass
+ * that starts at `start` (compensated): the gap at which it first reaches
+ * `target`, found by selection in place (expected O(n), reorders a).
+ * Returns 0 if the mass never reaches target. */
+int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
+                         double *gap);
 
 /* ---- sorted windows of the gaps (sets/window.c) ------------------------- */
 
@@ -219,9 +225,11 @@ typedef struct drpo_window_rule {
     double (*predict)(const drpo_window *w, const drpo_window *sample, const void *ctx);
     const void *ctx;
     int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 */
+    int sorted;  /* predict scans its sample in order and the solver its window: sort
+                    them (else samples are bracketed by selection, the window left as is) */
 } drpo_window_rule;
 
-/* A sorted window of the gaps that holds the crossing; returns the passes
+/* A window of the gaps that holds the crossing (sorted if the rule says so); returns the passes
  * over the data (1 unless the first bracket missed).  Uses pb->pairs, and
  * pb->q as scratch. */
 int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w);

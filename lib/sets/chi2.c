@@ -119,7 +119,7 @@ DRPO__KERNEL_DISPATCH(centred_sums, centred_weighted,
 static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *passes)
 {
     drpo_window w;
-    drpo_window_rule rule = {check, predict, f, 2};
+    drpo_window_rule rule = {check, predict, f, 2, 1};
     size_t k;
     *passes = drpo__window_find(pb, &rule, &w);
     scan(&w, f, &k);

@@ -123,3 +123,58 @@ void drpo__pairs_sort(drpo_pair *a, size_t n)
         depth += 2;
     intro_sort(a, n, depth);
 }
+
+/* Before x in the scan order (ascending, or descending gaps). */
+static int before(double a, double b, int descending) { return descending ? a > b : a < b; }
+
+int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
+                         double *gap)
+{
+    drpo_ksum base = {start, 0.0}; /* mass of everything before a[0, n) in the scan */
+    int depth = 0;
+    for (size_t k = n; k > 1; k >>= 1)
+        depth += 2;
+    while (n > 0) {
+        if (depth-- == 0) { /* bad pivots: sort what is left and scan it */
+            drpo__pairs_sort(a, n);
+            for (size_t i = 0; i < n; i++) {
+                size_t j = descending ? n - 1 - i : i;
+                drpo__ksum_add(&base, a[j].p);
+                if (drpo__ksum_value(&base) >= target) {
+                    *gap = a[j].d;
+                    return 1;
+                }
+            }
+            return 0;
+        }
+        /* pivot: the median of three; three-way partition [before | equal | after] */
+        double x = a[0].d, y = a[n / 2].d, z = a[n - 1].d;
+        double pivot = (x < y) == (y < z) ? y : (y < x) == (x < z) ? x : z;
+        size_t lt = 0, i = 0, gt = n;
+        while (i < gt) {
+            if (before(a[i].d, pivot, descending))
+                swap_pairs(&a[i++], &a[lt++]);
+            else if (a[i].d == pivot)
+                i++;
+            else
+                swap_pairs(&a[i], &a[--gt]);
+        }
+        drpo_ksum b = base;
+        for (size_t j = 0; j < lt; j++)
+            drpo__ksum_add(&b, a[j].p);
+        if (drpo__ksum_value(&b) >= target) {
+            n = lt;
+            continue;
+        }
+        for (size_t j = lt; j < gt; j++)
+            drpo__ksum_add(&b, a[j].p);
+        if (drpo__ksum_value(&b) >= target) {
+            *gap = pivot;
+            return 1;
+        }
+        base = b;
+        a += gt;
+        n -= gt;
+    }
+    return 0;
+}

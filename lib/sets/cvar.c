@@ -37,29 +37,25 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     drpo_window w;
-    drpo_window_rule rule = {check, predict, &alpha, 1};
+    drpo_window_rule rule = {check, predict, &alpha, 1, 0};
     sol->iterations = drpo__window_find(pb, &rule, &w);
 
     /* compensated sums: with plain ones, at n = 10^5 the tie group's share
      * `rest` could be off by ~1e-11 and break its cap p/alpha */
-    drpo_ksum cum = {w.below_mass, 0.0};
-    double t = w.n ? w.win[w.n - 1].d : w.next;
-    for (size_t i = 0; i < w.n; i++) {
-        drpo__ksum_add(&cum, w.win[i].p);
-        if (drpo__ksum_value(&cum) >= alpha) {
-            t = w.win[i].d;
-            break;
-        }
-    }
+    drpo_pair *win = (drpo_pair *)w.win;
+    double t = w.next;
+    for (size_t i = 0; i < w.n; i++) /* if the window's mass never reaches alpha: its top */
+        t = i == 0 || win[i].d > t ? win[i].d : t;
+    drpo__pairs_crossing(win, w.n, w.below_mass, alpha, 0, &t);
     /* masses with d < t and d == t, and sum p (t - d)_+, from the window */
     drpo_ksum below_k = {w.below_mass, 0.0}, at_k = {0.0, 0.0};
     double s1 = w.below_s1;
-    for (size_t i = 0; i < w.n && w.win[i].d <= t; i++) {
-        if (w.win[i].d < t) {
-            drpo__ksum_add(&below_k, w.win[i].p);
-            s1 += w.win[i].p * w.win[i].d;
-        } else {
-            drpo__ksum_add(&at_k, w.win[i].p);
+    for (size_t i = 0; i < w.n; i++) {
+        if (win[i].d < t) {
+            drpo__ksum_add(&below_k, win[i].p);
+            s1 += win[i].p * win[i].d;
+        } else if (win[i].d == t) {
+            drpo__ksum_add(&at_k, win[i].p);
         }
     }
     double below = drpo__ksum_value(&below_k), at = drpo__ksum_value(&at_k);

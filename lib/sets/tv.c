@@ -106,16 +106,13 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     drpo_window w;
-    drpo_window_rule rule = {check, predict, &rho, 0};
+    drpo_window_rule rule = {check, predict, &rho, 0, 0};
     sol->iterations = drpo__window_find(pb, &rule, &w);
-    double b = w.n ? w.win[0].d : 0.0, cum = w.above_mass;
-    for (size_t i = w.n; i-- > 0;) {
-        cum += w.win[i].p;
-        if (cum >= rho) {
-            b = w.win[i].d;
-            break;
-        }
-    }
+    drpo_pair *win = (drpo_pair *)w.win;
+    double b = 0.0; /* the mass from the top never reaching rho: the window's bottom */
+    for (size_t i = 0; i < w.n; i++)
+        b = i == 0 || win[i].d < b ? win[i].d : b;
+    drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &b);
     /* mass with d > b and d == b, sum p (d - b)_+: one pass */
     double above, at, excess;
     tail(pb, b, &above, &excess, &at);

@@ -40,18 +40,20 @@ static void clear_sums(drpo_window *w)
  * when pairs is NULL, else from pairs[0, n)), masses scaled to sum to mass,
  * as a window with the parent's sums below it. */
 static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, size_t s,
-                      double mass, const drpo_window *parent, drpo_pair *out, drpo_window *w)
+                      double mass, int sorted, const drpo_window *parent, drpo_pair *out,
+                      drpo_window *w)
 {
     double total = 0.0;
     for (size_t i = 0; i < s; i++) { /* one gap from each of s equal strata */
         size_t lo = i * n / s, hi = (i + 1) * n / s;
-        size_t j = lo + (size_t)(mix(i + 1) % (hi - lo));
+        size_t j = lo + (size_t)(((mix(i + 1) >> 32) * (uint64_t)(hi - lo)) >> 32);
         out[i] = pairs ? pairs[j] : (drpo_pair){drpo__gap(pb, j), pb->p[j]};
         total += out[i].p;
     }
     for (size_t i = 0; i < s; i++)
         out[i].p *= mass / total;
-    drpo__pairs_sort(out, s);
+    if (sorted)
+        drpo__pairs_sort(out, s);
     *w = *parent;
     w->win = out;
     w->n = s;
@@ -59,8 +61,9 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
     w->next = INFINITY;
 }
 
-/* The gaps at a fraction of a sorted sample's mass, +- 3 standard errors. */
-static void bracket(const drpo_window *sample, double level, double *lo, double *hi)
+/* The gaps at a fraction of a sample's mass, +- 3 standard errors; an
+ * unsorted sample by selection (it is reordered). */
+static void bracket(const drpo_window *sample, int sorted, double level, double *lo, double *hi)
 {
     double delta = 3.0 / sqrt((double)sample->n), a = level - delta, b = level + delta;
     double c = 0.0, total = 0.0;
@@ -68,6 +71,14 @@ static void bracket(const drpo_window *sample, double level, double *lo, double 
         total += sample->win[i].p;
     *lo = -INFINITY;
     *hi = INFINITY;
+    if (!sorted) {
+        drpo_pair *pairs = (drpo_pair *)sample->win;
+        if (a > 0.0 && !drpo__pairs_crossing(pairs, sample->n, 0.0, a * total, 0, lo))
+            *lo = -INFINITY;
+        if (b < 1.0 && !drpo__pairs_crossing(pairs, sample->n, 0.0, b * total, 0, hi))
+            *hi = INFINITY;
+        return;
+    }
     for (size_t i = 0; i < sample->n; i++) {
         c += sample->win[i].p / total;
         if (c <= a)
@@ -294,8 +305,8 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         size_t s = m >= ((size_t)1 << 22) ? (size_t)1 << 16 : m >= ((size_t)1 << 18) ? 16384 : 4096;
         if (s > m / 4)
             s = m / 4;
-        sample_of(pb, NULL, m, s, 1.0, &whole, pb->pairs, &sample);
-        bracket(&sample, rule->predict(&whole, &sample, rule->ctx), &lo, &hi);
+        sample_of(pb, NULL, m, s, 1.0, rule->sorted, &whole, pb->pairs, &sample);
+        bracket(&sample, rule->sorted, rule->predict(&whole, &sample, rule->ctx), &lo, &hi);
     }
     int passes = 0;
     for (;;) { /* over the data until the bracket holds the crossing */
@@ -316,9 +327,10 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
     while (w->n > SORT_AT_MOST) {
         size_t s = w->n / 8 < 4096 ? w->n / 8 : 4096;
         drpo_window sample, narrower;
-        sample_of(pb, w->win, w->n, s, w->win_mass, w, (drpo_pair *)pb->scratch, &sample);
+        sample_of(pb, w->win, w->n, s, w->win_mass, rule->sorted, w, (drpo_pair *)pb->scratch,
+                  &sample);
         double a, b;
-        bracket(&sample, rule->predict(w, &sample, rule->ctx), &a, &b);
+        bracket(&sample, rule->sorted, rule->predict(w, &sample, rule->ctx), &a, &b);
         a = a > w->lo ? a : w->lo;
         b = b < w->hi ? b : w->hi;
         if (isinf(a) && isinf(b))
@@ -328,6 +340,7 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
             break; /* the sample missed: sort what there is */
         *w = narrower;
     }
-    drpo__pairs_sort((drpo_pair *)w->win, w->n);
+    if (rule->sorted)
+        drpo__pairs_sort((drpo_pair *)w->win, w->n);
     return passes;
 }
