@@ -103,6 +103,8 @@ typedef struct drpo_qrule {
     double c_top, c_below, c_at, c_above;
     double lambda;   /* RAMP_DIV: c = (1 + (t - d) / lambda)_+; RAMP: c = (t - d)_+ */
     double scale;    /* the normaliser */
+    int unnormalised; /* scale is not the normaliser (a degenerate piece): q is
+                         renormalised afterwards, so written to scratch first */
 } drpo_qrule;
 
 typedef struct drpo_qstats {

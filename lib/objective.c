@@ -370,6 +370,21 @@ static int rule_finite(const drpo_qrule *r)
            isfinite(r->c_above) && isfinite(r->lambda) && isfinite(r->scale) && r->scale > 0.0;
 }
 
+/* 1 when the weights of a rule cannot overflow, even summed: q_j <= c_max
+ * scale (p_j <= 1), m of them.  Only then are they written straight to the
+ * caller, because only then can nothing after the write fail. */
+static int rule_bounded(const drpo_qrule *r, size_t m)
+{
+    double c_max = 1.0; /* EXP, EXP_PRECISE, STORED: exp(-u d) <= 1 */
+    if (r->kind == DRPO__Q_STEP)
+        c_max = fmax(fmax(r->c_top, r->c_below), fmax(r->c_at, r->c_above));
+    else if (r->kind == DRPO__Q_RAMP)
+        c_max = r->t;
+    else if (r->kind == DRPO__Q_RAMP_DIV)
+        c_max = 1.0 + r->t / r->lambda;
+    return !r->unnormalised && isfinite(c_max * r->scale * (double)m);
+}
+
 /* D(q||p) from the pass's measure. */
 static double divergence_of(const drpo_solution *sol, const drpo_qstats *qs)
 {
@@ -433,8 +448,16 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         p_top = sc->at_max * pu;
         d_max = top - sc->min * down;
         /* sum d_j = sum (top - l_0 2^-e) - (l_j - l_0) 2^-e: both parts of the
-         * size of the spread, so nearly equal losses lose no digits */
-        mean_d = (top - loss[0] * down) - sc->shifted_sum * pu * down;
+         * size of the spread, so nearly equal losses lose no digits; when
+         * the unscaled sum overflowed (losses near 2^1021), one more pass */
+        if (isfinite(sc->shifted_sum)) {
+            mean_d = (top - loss[0] * down) - sc->shifted_sum * pu * down;
+        } else {
+            drpo_bsum sum = {{0.0, 0.0}, 0.0, 0};
+            for (size_t i = 0; i < n; i++)
+                drpo__bsum_add(&sum, top - loss[i] * down);
+            mean_d = drpo__bsum_value(&sum) * pu;
+        }
         mean_d = mean_d < 0.0 ? 0.0 : mean_d > d_max ? d_max : mean_d;
     } else {
         pb.x = dd;
@@ -484,8 +507,9 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
 
-    /* the weights go straight to the caller when they cover every unit */
-    double *q = weights && m == n ? weights : obj->q;
+    /* the weights go straight to the caller when they cover every unit and
+     * the rule normalises them: then nothing after the write can fail */
+    double *q = weights && m == n && rule_bounded(&sol.rule, m) ? weights : obj->q;
     drpo_qstats qs = drpo__q_write(&pb, &sol.rule, q);
     if (!(qs.sum > 0.0) || !isfinite(qs.sum))
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",

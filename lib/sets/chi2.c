@@ -169,7 +169,8 @@ static void ramp_rule(drpo_solution *sol, double t, const chi2_active *s)
     drpo_qrule r = {.kind = DRPO__Q_RAMP,
                     .divergence = DRPO__DIV_CHI2,
                     .t = t,
-                    .scale = norm > 0.0 && isfinite(scale) ? scale : 1.0};
+                    .scale = norm > 0.0 && isfinite(scale) ? scale : 1.0,
+                    .unnormalised = !(norm > 0.0 && isfinite(scale))};
     sol->rule = r;
 }
 

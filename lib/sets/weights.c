@@ -67,9 +67,10 @@ DRPO__INLINE void q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const drpo_qrul
     switch (r->divergence) {
     case DRPO__DIV_MAX_RATIO: a->cmax = drpo__v4_select((q > zero) & (cn > a->cmax), cn, a->cmax); break;
     case DRPO__DIV_ABS: a->div += (drpo_v4d)(~(drpo_v4i)drpo__v4_set1(-0.0) & (drpo_v4i)(q - p)); break;
-    case DRPO__DIV_CHI2: {
+    case DRPO__DIV_CHI2: { /* (p e) e: p e^2 may overflow where the product does not;
+                              padded lanes (p = 0) must not make 0 * inf */
         drpo_v4d e = cn - drpo__v4_set1(1.0);
-        a->div += p * (e * e);
+        a->div += drpo__v4_select(real, (p * e) * e, zero);
         break;
     }
     default: break;
@@ -181,7 +182,7 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
         if (r->divergence == DRPO__DIV_ABS)
             s.div += count[k] * fabs(q - pb->pu);
         else if (r->divergence == DRPO__DIV_CHI2)
-            s.div += count[k] * pb->pu * (cn - 1.0) * (cn - 1.0);
+            s.div += count[k] * ((pb->pu * (cn - 1.0)) * (cn - 1.0));
     }
     s.sum = drpo__ksum_value(&sum);
     return s;
