@@ -196,10 +196,23 @@ void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol, int divergence);
 void drpo__q_base(const drpo_problem *pb, drpo_solution *sol);
 /* Sort pairs ascending by gap (introsort, no allocation). */
 void drpo__pairs_sort(drpo_pair *a, size_t n);
-/* Scanning the pairs by gap (ascending, or descending) with a running mass
- * that starts at `start` (compensated): the gap at which it first reaches
- * `target`, found by selection in place (expected O(n), reorders a).
- * Returns 0 if the mass never reaches target. */
+/* Running sums of a scan over pairs: mass (compensated), sum p d, sum p d^2. */
+typedef struct drpo_scan_sums {
+    drpo_ksum mass;
+    double s1, s2;
+} drpo_scan_sums;
+/* Whether a scan stops at a group of equal gaps, from the sums of the gaps
+ * before it and of the group; monotone along the scan (once true, true). */
+typedef int (*drpo_scan_stop)(const drpo_scan_sums *before, double gap,
+                              const drpo_scan_sums *group, const void *ctx);
+/* Scanning the pairs by gap (ascending, or descending) from the sums in
+ * *sums: the first group where stop holds, found by selection in place
+ * (three-way quickselect, expected O(n); reorders a).  Returns 1 with its
+ * gap and *sums the sums before it, or 0 with *sums the sums of everything. */
+int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
+                     drpo_scan_stop stop, const void *ctx, double *gap);
+/* The gap at which a running mass starting at `start` first reaches
+ * `target` (drpo__pairs_scan with that rule). */
 int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
                          double *gap);
 
@@ -227,11 +240,9 @@ typedef struct drpo_window_rule {
     double (*predict)(const drpo_window *w, const drpo_window *sample, const void *ctx);
     const void *ctx;
     int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 */
-    int sorted;  /* predict scans its sample in order and the solver its window: sort
-                    them (else samples are bracketed by selection, the window left as is) */
 } drpo_window_rule;
 
-/* A window of the gaps that holds the crossing (sorted if the rule says so); returns the passes
+/* A window of the gaps (unsorted) that holds the crossing; returns the passes
  * over the data (1 unless the first bracket missed).  Uses pb->pairs, and
  * pb->q as scratch. */
 int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w);

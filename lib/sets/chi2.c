@@ -29,23 +29,22 @@ static int crossed(const chi2_form *f, double mass, double s1, double s2, double
     return a1 > 0.0 && a2 <= f->c2 * a1 * a1;
 }
 
-/* The first breakpoint of a window where the criterion holds: *k window gaps
- * are then active (k = n: the breakpoint is `next`).  0 if it never does. */
-static int scan(const drpo_window *w, const chi2_form *f, size_t *k)
+static int stops(const drpo_scan_sums *before, double gap, const drpo_scan_sums *group,
+                 const void *ctx)
 {
-    double mass = w->below_mass, s1 = w->below_s1, s2 = w->below_s2;
-    for (size_t i = 0; i < w->n; i++) {
-        double d = w->win[i].d, p = w->win[i].p;
-        if (crossed(f, mass, s1, s2, d)) {
-            *k = i;
-            return 1;
-        }
-        mass += p;
-        s1 += p * d;
-        s2 += p * d * d;
-    }
-    *k = w->n;
-    return isinf(w->next) || crossed(f, mass, s1, s2, w->next);
+    (void)group;
+    return crossed(ctx, drpo__ksum_value(&before->mass), before->s1, before->s2, gap);
+}
+
+/* The first breakpoint of a window (by selection) where the criterion holds,
+ * or `next` if none does; *sums: the sums of the gaps below it. */
+static double scan(const drpo_window *w, const chi2_form *f, drpo_scan_sums *sums)
+{
+    drpo_scan_sums s = {{w->below_mass, 0.0}, w->below_s1, w->below_s2};
+    double gap = w->next;
+    drpo__pairs_scan((drpo_pair *)w->win, w->n, &s, 0, stops, f, &gap);
+    *sums = s;
+    return gap;
 }
 
 static int check(const drpo_window *w, const void *ctx)
@@ -61,12 +60,9 @@ static int check(const drpo_window *w, const void *ctx)
 
 static double predict(const drpo_window *w, const drpo_window *sample, const void *ctx)
 {
-    size_t k;
-    scan(sample, ctx, &k);
-    double below = 0.0;
-    for (size_t i = 0; i < k; i++)
-        below += sample->win[i].p;
-    return below / w->win_mass;
+    drpo_scan_sums sums;
+    scan(sample, ctx, &sums);
+    return (drpo__ksum_value(&sums.mass) - sample->below_mass) / w->win_mass;
 }
 
 /* The active set at the crossing: gaps below `limit` (everything if infinite). */
@@ -119,20 +115,14 @@ DRPO__KERNEL_DISPATCH(centred_sums, centred_weighted,
 static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *passes)
 {
     drpo_window w;
-    drpo_window_rule rule = {check, predict, f, 2, 1};
-    size_t k;
+    drpo_window_rule rule = {check, predict, f, 2};
     *passes = drpo__window_find(pb, &rule, &w);
-    scan(&w, f, &k);
+    drpo_scan_sums below;
     chi2_active s;
-    s.limit = k < w.n ? w.win[k].d : w.next;
+    s.limit = scan(&w, f, &below);
     /* a rough mean from the window's running sums, then one pass of sums
      * centred on it, so nearly tied gaps lose no digits */
-    double mass = w.below_mass, s1 = w.below_s1;
-    for (size_t i = 0; i < k; i++) {
-        mass += w.win[i].p;
-        s1 += w.win[i].p * w.win[i].d;
-    }
-    double c = s1 / mass;
+    double c = below.s1 / drpo__ksum_value(&below.mass);
     centred_sums cs = pb->uniform ? centred_uniform(pb, s.limit, c) : centred_weighted(pb, s.limit, c);
     double scale = pb->uniform ? pb->pu : 1.0; /* counts to masses */
     double c1 = drpo__v4_hsum(cs.c1) * scale, c2 = drpo__v4_hsum(cs.c2) * scale, top = 0.0;

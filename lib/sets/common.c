@@ -124,28 +124,74 @@ void drpo__pairs_sort(drpo_pair *a, size_t n)
     intro_sort(a, n, depth);
 }
 
-/* Before x in the scan order (ascending, or descending gaps). */
+/* Before b in the scan order (ascending, or descending gaps). */
 static int before(double a, double b, int descending) { return descending ? a > b : a < b; }
 
-int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
-                         double *gap)
+static void sums_add(drpo_scan_sums *s, const drpo_pair *x)
 {
-    drpo_ksum base = {start, 0.0}; /* mass of everything before a[0, n) in the scan */
-    int depth = 0;
+    drpo__ksum_add(&s->mass, x->p);
+    s->s1 += x->p * x->d;
+    s->s2 += x->p * x->d * x->d;
+}
+
+/* The sums of a[0, n) added to *s: masses in plain blocks of 256,
+ * compensated across blocks (a compensated step per pair would be a long
+ * dependency chain). */
+static void sums_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
+{
+    drpo_bsum m = {{0.0, 0.0}, 0.0, 0};
+    double s1 = 0.0, s2 = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        drpo__bsum_add(&m, a[j].p);
+        s1 += a[j].p * a[j].d;
+        s2 += a[j].p * a[j].d * a[j].d;
+    }
+    drpo__ksum_add(&s->mass, m.k.s);
+    drpo__ksum_add(&s->mass, m.k.c);
+    drpo__ksum_add(&s->mass, m.block);
+    s->s1 += s1;
+    s->s2 += s2;
+}
+
+/* The sorted fallback: the groups of equal gaps in scan order. */
+static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
+                       drpo_scan_stop stop, const void *ctx, double *gap)
+{
+    drpo__pairs_sort(a, n);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        drpo_scan_sums g = {{0.0, 0.0}, 0.0, 0.0};
+        double v = a[descending ? n - 1 - i : i].d;
+        for (; j < n && a[descending ? n - 1 - j : j].d == v; j++)
+            sums_add(&g, &a[descending ? n - 1 - j : j]);
+        if (stop(sums, v, &g, ctx)) {
+            *gap = v;
+            return 1;
+        }
+        drpo__ksum_add(&sums->mass, g.mass.s);
+        drpo__ksum_add(&sums->mass, g.mass.c);
+        sums->s1 += g.s1;
+        sums->s2 += g.s2;
+        i = j;
+    }
+    return 0;
+}
+
+int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
+                     drpo_scan_stop stop, const void *ctx, double *gap)
+{
+    int found = 0, depth = 0;
+    drpo_scan_sums at_found = *sums;
     for (size_t k = n; k > 1; k >>= 1)
         depth += 2;
     while (n > 0) {
         if (depth-- == 0) { /* bad pivots: sort what is left and scan it */
-            drpo__pairs_sort(a, n);
-            for (size_t i = 0; i < n; i++) {
-                size_t j = descending ? n - 1 - i : i;
-                drpo__ksum_add(&base, a[j].p);
-                if (drpo__ksum_value(&base) >= target) {
-                    *gap = a[j].d;
-                    return 1;
-                }
+            drpo_scan_sums s = *sums;
+            if (scan_sorted(a, n, &s, descending, stop, ctx, gap)) {
+                *sums = s;
+                return 1;
             }
-            return 0;
+            break;
         }
         /* pivot: the median of three; three-way partition [before | equal | after] */
         double x = a[0].d, y = a[n / 2].d, z = a[n - 1].d;
@@ -159,22 +205,42 @@ int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, in
             else
                 swap_pairs(&a[i], &a[--gt]);
         }
-        drpo_ksum b = base;
-        for (size_t j = 0; j < lt; j++)
-            drpo__ksum_add(&b, a[j].p);
-        if (drpo__ksum_value(&b) >= target) {
+        drpo_scan_sums b = *sums, g = {{0.0, 0.0}, 0.0, 0.0};
+        sums_add_all(&b, a, lt);
+        sums_add_all(&g, a + lt, gt - lt);
+        if (stop(&b, pivot, &g, ctx)) { /* here or before: the pivot unless a part before stops */
+            found = 1;
+            *gap = pivot;
+            at_found = b;
             n = lt;
             continue;
         }
-        for (size_t j = lt; j < gt; j++)
-            drpo__ksum_add(&b, a[j].p);
-        if (drpo__ksum_value(&b) >= target) {
-            *gap = pivot;
-            return 1;
-        }
-        base = b;
+        drpo__ksum_add(&b.mass, g.mass.s);
+        drpo__ksum_add(&b.mass, g.mass.c);
+        b.s1 += g.s1;
+        b.s2 += g.s2;
+        *sums = b;
         a += gt;
         n -= gt;
     }
-    return 0;
+    if (found)
+        *sums = at_found;
+    return found;
+}
+
+static int mass_reached(const drpo_scan_sums *before, double gap, const drpo_scan_sums *group,
+                        const void *ctx)
+{
+    (void)gap;
+    drpo_ksum k = before->mass;
+    drpo__ksum_add(&k, group->mass.s);
+    drpo__ksum_add(&k, group->mass.c);
+    return drpo__ksum_value(&k) >= *(const double *)ctx;
+}
+
+int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
+                         double *gap)
+{
+    drpo_scan_sums sums = {{start, 0.0}, 0.0, 0.0};
+    return drpo__pairs_scan(a, n, &sums, descending, mass_reached, &target, gap);
 }

@@ -37,7 +37,7 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     drpo_window w;
-    drpo_window_rule rule = {check, predict, &alpha, 1, 0};
+    drpo_window_rule rule = {check, predict, &alpha, 1};
     sol->iterations = drpo__window_find(pb, &rule, &w);
 
     /* compensated sums: with plain ones, at n = 10^5 the tie group's share

@@ -106,7 +106,7 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     drpo_window w;
-    drpo_window_rule rule = {check, predict, &rho, 0, 0};
+    drpo_window_rule rule = {check, predict, &rho, 0};
     sol->iterations = drpo__window_find(pb, &rule, &w);
     drpo_pair *win = (drpo_pair *)w.win;
     double b = 0.0; /* the mass from the top never reaching rho: the window's bottom */

@@ -1,23 +1,24 @@
 /* window.c - find where a monotone criterion over the sorted gaps crosses
- * its target without sorting everything.
+ * its target without sorting anything.
  *
  * The threshold solvers (chi-square, CVaR, TV radius) scan the gaps in
  * ascending order with running sums until a criterion turns true.  Only the
  * part of the order near the crossing matters.  A deterministic sample of
- * the gaps predicts where the crossing lies; one pass summarises every gap
- * below that bracket (mass and moments) and above it, and copies the gaps
- * inside it.  The solver's check confirms from those sums alone that the
- * crossing is inside; if not, the bracket widens (at worst to everything).
- * The copy is then narrowed the same way in place, a sample of it at a
- * time, until it is small enough to sort.  Exact either way: the samples
- * only decide how much gets looked at. */
+ * the gaps predicts where the crossing lies (by selection: common.c); one
+ * pass summarises every gap below that bracket (mass and moments) and above
+ * it, and copies the gaps inside it.  The solver's check confirms from
+ * those sums alone that the crossing is inside; if not, the bracket widens
+ * (at worst to everything).  The copy is then narrowed the same way in
+ * place, a sample of it at a time, until it is small; the solver finds its
+ * crossing in it by selection.  Exact either way: the samples only decide
+ * how much gets looked at. */
 #include "../internal.h"
 #include "../vec.h"
 
 #include <math.h>
 
-/* Windows at most this large are sorted outright. */
-#define SORT_AT_MOST 4096
+/* Windows at most this large go to the solver without narrowing. */
+#define NARROW_TO 4096
 
 static uint64_t mix(uint64_t x)
 {
@@ -36,12 +37,11 @@ static void clear_sums(drpo_window *w)
     w->next = INFINITY;
 }
 
-/* A sorted, stratified sample of s gaps into out (from the problem's arrays
+/* A stratified sample of s gaps into out (from the problem's arrays
  * when pairs is NULL, else from pairs[0, n)), masses scaled to sum to mass,
  * as a window with the parent's sums below it. */
 static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, size_t s,
-                      double mass, int sorted, const drpo_window *parent, drpo_pair *out,
-                      drpo_window *w)
+                      double mass, const drpo_window *parent, drpo_pair *out, drpo_window *w)
 {
     double total = 0.0;
     for (size_t i = 0; i < s; i++) { /* one gap from each of s equal strata */
@@ -52,8 +52,6 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
     }
     for (size_t i = 0; i < s; i++)
         out[i].p *= mass / total;
-    if (sorted)
-        drpo__pairs_sort(out, s);
     *w = *parent;
     w->win = out;
     w->n = s;
@@ -61,33 +59,19 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
     w->next = INFINITY;
 }
 
-/* The gaps at a fraction of a sample's mass, +- 3 standard errors; an
- * unsorted sample by selection (it is reordered). */
-static void bracket(const drpo_window *sample, int sorted, double level, double *lo, double *hi)
+/* The gaps at a fraction of a sample's mass, +- 3 standard errors, by
+ * selection (the sample is reordered). */
+static void bracket(const drpo_window *sample, double level, double *lo, double *hi)
 {
     double delta = 3.0 / sqrt((double)sample->n), a = level - delta, b = level + delta;
-    double c = 0.0, total = 0.0;
+    double total = 0.0;
     for (size_t i = 0; i < sample->n; i++)
         total += sample->win[i].p;
-    *lo = -INFINITY;
-    *hi = INFINITY;
-    if (!sorted) {
-        drpo_pair *pairs = (drpo_pair *)sample->win;
-        if (a > 0.0 && !drpo__pairs_crossing(pairs, sample->n, 0.0, a * total, 0, lo))
-            *lo = -INFINITY;
-        if (b < 1.0 && !drpo__pairs_crossing(pairs, sample->n, 0.0, b * total, 0, hi))
-            *hi = INFINITY;
-        return;
-    }
-    for (size_t i = 0; i < sample->n; i++) {
-        c += sample->win[i].p / total;
-        if (c <= a)
-            *lo = sample->win[i].d; /* mass up to and including this gap <= a */
-        if (c >= b) {
-            *hi = sample->win[i].d;
-            break;
-        }
-    }
+    drpo_pair *pairs = (drpo_pair *)sample->win;
+    if (!(a > 0.0) || !drpo__pairs_crossing(pairs, sample->n, 0.0, a * total, 0, lo))
+        *lo = -INFINITY;
+    if (!(b < 1.0) || !drpo__pairs_crossing(pairs, sample->n, 0.0, b * total, 0, hi))
+        *hi = INFINITY;
 }
 
 static void add_below(drpo_window *w, const drpo_ksum *mass, double s1, double s2)
@@ -296,7 +280,7 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
 {
     size_t m = pb->m;
     double lo = -INFINITY, hi = INFINITY;
-    if (m > SORT_AT_MOST) { /* predict the crossing from a sample of everything */
+    if (m > NARROW_TO) { /* predict the crossing from a sample of everything */
         drpo_window whole, sample;
         clear_sums(&whole);
         whole.win_mass = 1.0;
@@ -305,8 +289,8 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         size_t s = m >= ((size_t)1 << 22) ? (size_t)1 << 16 : m >= ((size_t)1 << 18) ? 16384 : 4096;
         if (s > m / 4)
             s = m / 4;
-        sample_of(pb, NULL, m, s, 1.0, rule->sorted, &whole, pb->pairs, &sample);
-        bracket(&sample, rule->sorted, rule->predict(&whole, &sample, rule->ctx), &lo, &hi);
+        sample_of(pb, NULL, m, s, 1.0, &whole, pb->pairs, &sample);
+        bracket(&sample, rule->predict(&whole, &sample, rule->ctx), &lo, &hi);
     }
     int passes = 0;
     for (;;) { /* over the data until the bracket holds the crossing */
@@ -324,23 +308,20 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         }
     }
     /* narrow the copy in place; its samples go to q, free until the end */
-    while (w->n > SORT_AT_MOST) {
+    while (w->n > NARROW_TO) {
         size_t s = w->n / 8 < 4096 ? w->n / 8 : 4096;
         drpo_window sample, narrower;
-        sample_of(pb, w->win, w->n, s, w->win_mass, rule->sorted, w, (drpo_pair *)pb->scratch,
-                  &sample);
+        sample_of(pb, w->win, w->n, s, w->win_mass, w, (drpo_pair *)pb->scratch, &sample);
         double a, b;
-        bracket(&sample, rule->sorted, rule->predict(w, &sample, rule->ctx), &a, &b);
+        bracket(&sample, rule->predict(w, &sample, rule->ctx), &a, &b);
         a = a > w->lo ? a : w->lo;
         b = b < w->hi ? b : w->hi;
         if (isinf(a) && isinf(b))
             break;
         narrow(w, a, b, &narrower);
         if (rule->check(&narrower, rule->ctx) != 0 || narrower.n >= w->n)
-            break; /* the sample missed: sort what there is */
+            break; /* the sample missed: keep what there is */
         *w = narrower;
     }
-    if (rule->sorted)
-        drpo__pairs_sort((drpo_pair *)w->win, w->n);
     return passes;
 }
