@@ -26,6 +26,7 @@ int main(void)
         suite_numeric,
         suite_threads,
         suite_kernels,
+        suite_selection,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

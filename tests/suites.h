@@ -23,5 +23,6 @@ Suite *suite_faults(void);
 Suite *suite_numeric(void);
 Suite *suite_threads(void);
 Suite *suite_kernels(void);
+Suite *suite_selection(void);
 
 #endif

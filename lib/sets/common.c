@@ -186,12 +186,9 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
         depth += 2;
     while (n > 0) {
         if (depth-- == 0) { /* bad pivots: sort what is left and scan it */
-            drpo_scan_sums s = *sums;
-            if (scan_sorted(a, n, &s, descending, stop, ctx, gap)) {
-                *sums = s;
+            if (scan_sorted(a, n, sums, descending, stop, ctx, gap))
                 return 1;
-            }
-            break;
+            break; /* (*sums: everything, unless a stop was found further up) */
         }
         /* pivot: the median of three; three-way partition [before | equal | after] */
         double x = a[0].d, y = a[n / 2].d, z = a[n - 1].d;
