@@ -88,31 +88,39 @@ static void add_below(drpo_window *w, const drpo_ksum *mass, double s1, double s
  * across blocks (or counts, with a uniform base), moments plain. */
 typedef struct fill_sums {
     drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated */
+    drpo_v4i count[2];             /* a uniform base: units below and inside */
     drpo_v4d s1[2], s2[2];         /* below, inside */
     drpo_v4d next;
     size_t k; /* pairs copied */
 } fill_sums;
 
-/* Four gaps' share of the pass.  w: their masses, or ones to count them
- * (uniform base); real: the lanes that hold a gap (all but a padded tail). */
+/* Four gaps' share of the pass.  w: their masses (unless the base is
+ * uniform); real: the lanes that hold a gap (all but a padded tail). */
 DRPO__INLINE drpo_v4i fill_lanes(drpo_v4d d, drpo_v4d w, drpo_v4i real, double lo, double hi,
-                                 int moments, drpo_v4d blk[3], fill_sums *f)
+                                 int uniform, int moments, drpo_v4d blk[3], fill_sums *f)
 {
     drpo_v4i below = real & (d < lo), above = real & (d >= hi);
     drpo_v4i inside = real & ~(below | above);
     drpo_v4d zero = drpo__v4_set1(0.0);
-    drpo_v4d bw = drpo__v4_select(below, w, zero), aw = drpo__v4_select(above, w, zero);
-    drpo_v4d iw = drpo__v4_select(inside, w, zero);
-    blk[0] += bw;
-    blk[1] += iw;
-    blk[2] += aw;
+    /* a uniform base counts (a true lane is -1) and sums d itself; the units
+     * above follow from the total */
+    drpo_v4d bw = uniform ? drpo__v4_select(below, d, zero) : drpo__v4_select(below, w, zero);
+    drpo_v4d iw = uniform ? drpo__v4_select(inside, d, zero) : drpo__v4_select(inside, w, zero);
+    if (uniform) {
+        f->count[0] -= below;
+        f->count[1] -= inside;
+    } else {
+        blk[0] += bw;
+        blk[1] += iw;
+        blk[2] += drpo__v4_select(above, w, zero);
+    }
     if (moments >= 1) {
-        f->s1[0] += bw * d;
-        f->s1[1] += iw * d;
+        f->s1[0] += uniform ? bw : bw * d;
+        f->s1[1] += uniform ? iw : iw * d;
     }
     if (moments >= 2) {
-        f->s2[0] += bw * d * d;
-        f->s2[1] += iw * d * d;
+        f->s2[0] += (uniform ? bw : bw * d) * d;
+        f->s2[1] += (uniform ? iw : iw * d) * d;
     }
     f->next = drpo__v4_select(above & (d < f->next), d, f->next);
     return inside;
@@ -138,13 +146,13 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
     const double *x = pb->x, *pp = pb->p;
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
-    const drpo_v4d ones = drpo__v4_set1(1.0);
     const drpo_v4i all = (drpo_v4i)(zero == zero);
     size_t m = pb->m, j = 0;
     fill_sums f;
     for (int a = 0; a < 3; a++)
         f.mass_s[a] = f.mass_c[a] = zero;
     f.s1[0] = f.s1[1] = f.s2[0] = f.s2[1] = zero;
+    f.count[0] = f.count[1] = (drpo_v4i){0, 0, 0, 0};
     f.next = drpo__v4_set1(INFINITY);
     f.k = 0;
     while (j < m) { /* blocks of 256 */
@@ -155,8 +163,8 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
             drpo_v4d d1 = top - drpo__v4_load(x + j + 4) * down;
             drpo_v4d p0 = uniform ? pu : drpo__v4_load(pp + j);
             drpo_v4d p1 = uniform ? pu : drpo__v4_load(pp + j + 4);
-            drpo_v4i in0 = fill_lanes(d0, uniform ? ones : p0, all, lo, hi, moments, blk, &f);
-            drpo_v4i in1 = fill_lanes(d1, uniform ? ones : p1, all, lo, hi, moments, blk, &f);
+            drpo_v4i in0 = fill_lanes(d0, p0, all, lo, hi, uniform, moments, blk, &f);
+            drpo_v4i in1 = fill_lanes(d1, p1, all, lo, hi, uniform, moments, blk, &f);
             if (drpo__v4_any(in0 | in1)) { /* the bracket holds a few per cent of the gaps */
                 keep(d0, p0, in0, 4, &f, pb->pairs);
                 keep(d1, p1, in1, 4, &f, pb->pairs);
@@ -171,8 +179,7 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
             } else {
                 real = drpo__v4_tail(pb, j, end, &d, &p);
             }
-            drpo_v4i in = fill_lanes(d, uniform ? drpo__v4_select(real, ones, zero) : p, real, lo,
-                                     hi, moments, blk, &f);
+            drpo_v4i in = fill_lanes(d, p, real, lo, hi, uniform, moments, blk, &f);
             keep(d, p, in, end - j < 4 ? (int)(end - j) : 4, &f, pb->pairs);
         }
         for (int a = 0; a < 3; a++)
@@ -211,13 +218,24 @@ static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo
         next = f.next[l] < next ? f.next[l] : next;
     w->win = pb->pairs;
     w->n = f.k;
-    w->below_mass = drpo__v4_ksum_total(f.mass_s[0], f.mass_c[0]) * scale;
+    if (pb->uniform) { /* exact counts */
+        double below = 0.0, inside = 0.0;
+        for (int l = 0; l < 4; l++) {
+            below += (double)f.count[0][l];
+            inside += (double)f.count[1][l];
+        }
+        w->below_mass = below * scale;
+        w->win_mass = inside * scale;
+        w->above_mass = ((double)pb->m - below - inside) * scale;
+    } else {
+        w->below_mass = drpo__v4_ksum_total(f.mass_s[0], f.mass_c[0]);
+        w->win_mass = drpo__v4_ksum_total(f.mass_s[1], f.mass_c[1]);
+        w->above_mass = drpo__v4_ksum_total(f.mass_s[2], f.mass_c[2]);
+    }
     w->below_s1 = drpo__v4_hsum(f.s1[0]) * scale;
     w->below_s2 = drpo__v4_hsum(f.s2[0]) * scale;
-    w->win_mass = drpo__v4_ksum_total(f.mass_s[1], f.mass_c[1]) * scale;
     w->win_s1 = drpo__v4_hsum(f.s1[1]) * scale;
     w->win_s2 = drpo__v4_hsum(f.s2[1]) * scale;
-    w->above_mass = drpo__v4_ksum_total(f.mass_s[2], f.mass_c[2]) * scale;
     w->next = next;
     w->lo = lo;
     w->hi = hi;
