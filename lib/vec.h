@@ -150,6 +150,44 @@ DRPO__INLINE void drpo__v4_units(const drpo_problem *pb, size_t j, size_t end, i
     }
 }
 
+/* Store four doubles bypassing the cache (two SSE2 non-temporal stores: the
+ * baseline has them) when `stream`, for outputs far larger than the caches
+ * that nobody reads before they are evicted anyway; x must then be 16-byte
+ * aligned.  drpo__v4_stream_end orders such stores before the function
+ * returns. */
+DRPO__INLINE void drpo__v4_store_out(double *x, drpo_v4d v, int stream)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (stream) {
+        typedef double v2d __attribute__((vector_size(16)));
+        v2d lo = {v[0], v[1]}, hi = {v[2], v[3]};
+        __builtin_ia32_movntpd(x, lo);
+        __builtin_ia32_movntpd(x + 2, hi);
+        return;
+    }
+#else
+    (void)stream;
+#endif
+    drpo__v4_store(x, v);
+}
+
+DRPO__INLINE void drpo__v4_stream_end(int stream)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (stream)
+        __builtin_ia32_sfence();
+#else
+    (void)stream;
+#endif
+}
+
+/* Whether an output of m doubles at x is worth streaming: larger than the
+ * last-level cache of common CPUs (32 MiB), and aligned for the stores. */
+static inline int drpo__stream_output(const double *x, size_t m)
+{
+    return m >= ((size_t)1 << 22) && ((uintptr_t)x & 15) == 0;
+}
+
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define DRPO__HAVE_AVX2_CLONE 1
 /* Asked on every call (a few loads): the library keeps no global state. */

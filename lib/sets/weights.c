@@ -13,6 +13,7 @@
 
 typedef struct q_acc {
     drpo_v4d sum_s, sum_c, sum2, max, support, cmax, div;
+    int stream; /* the output bypasses the cache (vec.h) */
 } q_acc;
 
 /* The unnormalised coefficient c(d) of four gaps. */
@@ -55,7 +56,7 @@ DRPO__INLINE void q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const drpo_qrul
     }
     out += j;
     if (real[3])
-        drpo__v4_store(out, q);
+        drpo__v4_store_out(out, q, a->stream);
     else
         for (int l = 0; l < 4 && real[l]; l++)
             out[l] = q[l];
@@ -84,8 +85,8 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, dou
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
     const drpo_v4i all = zero == zero;
-    q_acc a = {zero, zero, zero, zero, zero, zero, zero};
     size_t m = pb->m, j = 0;
+    q_acc a = {zero, zero, zero, zero, zero, zero, zero, drpo__stream_output(out, m)};
     while (j < m) { /* blocks of 256, the sums compensated across blocks */
         drpo_v4d block = zero;
         size_t end = j + 256 < m ? j + 256 : m;
@@ -101,6 +102,7 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, dou
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
     }
+    drpo__v4_stream_end(a.stream);
     drpo_qstats s;
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
     s.sum2 = drpo__v4_hsum(a.sum2);
@@ -132,11 +134,12 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
     const drpo_v4d q_above = drpo__v4_set1((pu * r->c_above) * scale);
     step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
     size_t m = pb->m, j = 0;
+    const int stream = drpo__stream_output(out, m);
     for (; j + 4 <= m; j += 4) {
         drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
         drpo_v4i z = d == zero, lt = d < vt, eq = d == vt;
         drpo_v4d q = drpo__v4_select(z, q_top, drpo__v4_select(lt, q_below, drpo__v4_select(eq, q_at, q_above)));
-        drpo__v4_store(out + j, q);
+        drpo__v4_store_out(out + j, q, stream);
         c.zero -= z; /* a true lane is -1 */
         c.below -= lt;
         c.at -= eq;
@@ -148,6 +151,7 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
         c.below[0] += d < r->t;
         c.at[0] += d == r->t;
     }
+    drpo__v4_stream_end(stream);
     return c;
 }
 
