@@ -18,6 +18,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__) /* SSE2 is part of the x86-64 baseline */
+#define DRPO__HAVE_SSE2_STREAM 1
+#include <emmintrin.h>
+#endif
+
 typedef double drpo_v4d __attribute__((vector_size(32)));
 typedef int64_t drpo_v4i __attribute__((vector_size(32)));
 
@@ -157,12 +162,10 @@ DRPO__INLINE void drpo__v4_units(const drpo_problem *pb, size_t j, size_t end, i
  * returns. */
 DRPO__INLINE void drpo__v4_store_out(double *x, drpo_v4d v, int stream)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef DRPO__HAVE_SSE2_STREAM
     if (stream) {
-        typedef double v2d __attribute__((vector_size(16)));
-        v2d lo = {v[0], v[1]}, hi = {v[2], v[3]};
-        __builtin_ia32_movntpd(x, lo);
-        __builtin_ia32_movntpd(x + 2, hi);
+        _mm_stream_pd(x, _mm_set_pd(v[1], v[0]));
+        _mm_stream_pd(x + 2, _mm_set_pd(v[3], v[2]));
         return;
     }
 #else
@@ -173,9 +176,9 @@ DRPO__INLINE void drpo__v4_store_out(double *x, drpo_v4d v, int stream)
 
 DRPO__INLINE void drpo__v4_stream_end(int stream)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef DRPO__HAVE_SSE2_STREAM
     if (stream)
-        __builtin_ia32_sfence();
+        _mm_sfence();
 #else
     (void)stream;
 #endif
