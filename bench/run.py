@@ -103,7 +103,7 @@ def render(R):
         cells = []
         for n in sizes:
             x = next(y for y in R["solve"] if y["case"] == case and y["n"] == n)
-            cells.append("%s (%.0f×)" % (fmt_t(x["seconds"]), x["ratio"]))
+            cells.append("%s (%s×)" % (fmt_t(x["seconds"]), ("%.0f" if x["ratio"] >= 20 else "%.1f") % x["ratio"]))
         L.append("| %s | %s | %d× |" % (case, " | ".join(cells), target[case]))
     L.append("")
     L.append("(2) the same solves in PyTorch (float64, CPU, 1 thread) as users write them; relative errors against the exact value")
