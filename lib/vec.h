@@ -25,6 +25,7 @@
 
 typedef double drpo_v4d __attribute__((vector_size(32)));
 typedef int64_t drpo_v4i __attribute__((vector_size(32)));
+typedef uint64_t drpo_v4u __attribute__((vector_size(32)));
 
 #define DRPO__INLINE static inline __attribute__((always_inline))
 
@@ -68,8 +69,8 @@ static const double drpo__exp2_32[32] = {
 /* exp(x) for x <= 0: x = (32 m + j) ln2/32 + r with |r| <= ln2/64, exp(x) =
  * 2^m 2^(j/32) P(r), P the degree-6 Taylor polynomial (truncation below
  * 2e-18 relative): within 3 ulps (tests/test_kernels.c holds it to 4), with
- * a dependency chain short enough to keep several groups of four in flight.  Below -708 the result
- * (< 1e-307) is flushed to 0. */
+ * a dependency chain short enough to keep several groups of four in flight.
+ * Below -708 the result (< 1e-307) is flushed to 0. */
 DRPO__INLINE drpo_v4d drpo__v4_exp_nonpos(drpo_v4d x)
 {
     /* lanes below -708 compute garbage (never NaN-trapping) and are zeroed
@@ -77,7 +78,9 @@ DRPO__INLINE drpo_v4d drpo__v4_exp_nonpos(drpo_v4d x)
     const drpo_v4d shifter = drpo__v4_set1(0x1.8p52);
     drpo_v4i under = x < drpo__v4_set1(-708.0);
     drpo_v4d t = x * 0x1.71547652b82fep+5 + shifter, kd = t - shifter;
-    drpo_v4i k = (drpo_v4i)t - (drpo_v4i)shifter, j = k & 31;
+    /* integer work in unsigned lanes: wrap-around is defined (garbage lanes
+     * overflow, and shifts of negative values are undefined in signed) */
+    drpo_v4u k = (drpo_v4u)t - (drpo_v4u)shifter, j = k & 31;
     drpo_v4d r = (x - kd * 0x1.62e42f0000000p-6) - kd * 0x1.df473de6af279p-31;
     /* P(r) = 1 + r + r^2/2 + ... + r^6/720 by Estrin's scheme (short chain) */
     drpo_v4d r2 = r * r;
@@ -85,7 +88,7 @@ DRPO__INLINE drpo_v4d drpo__v4_exp_nonpos(drpo_v4d x)
     drpo_v4d p = a + r2 * (b + r2 * (c + r2 * (1.0 / 720.0)));
     drpo_v4d table = {drpo__exp2_32[j[0]], drpo__exp2_32[j[1]], drpo__exp2_32[j[2]],
                       drpo__exp2_32[j[3]]};
-    drpo_v4i scale = ((k - j) << 47) + ((int64_t)1023 << 52); /* 2^m, m = (k - j) / 32 */
+    drpo_v4u scale = ((k - j) << 47) + ((uint64_t)1023 << 52); /* 2^m, m = (k - j) / 32 */
     drpo_v4d y = (p * table) * (drpo_v4d)scale;
     return (drpo_v4d)((drpo_v4i)y & ~under);
 }
