@@ -105,11 +105,17 @@ typedef struct drpo_qrule {
     double scale;    /* the normaliser */
     int unnormalised; /* scale is not the normaliser (a degenerate piece): q is
                          renormalised afterwards, so written to scratch first */
+    /* STEP over a uniform base, when the mass beyond t is not known before the
+     * pass (TV penalty): c_top grows by top_per_moved times that mass, and the
+     * pass's excess sum p (d - t) over d > t is added to the solution's value */
+    int defer_top;
+    double top_per_moved;
 } drpo_qrule;
 
 typedef struct drpo_qstats {
     double sum, sum2, max, support; /* of q */
     double max_ratio, div;          /* the rule's divergence measure (see above) */
+    double excess;                  /* defer_top: sum p (d - t) over d > t */
 } drpo_qstats;
 
 /* Write q to out (m doubles) by the rule; one pass (sets/weights.c). */

@@ -354,7 +354,7 @@ static void renormalise(double *q, size_t m, double sum)
 /* The statistics of written weights, for the rare solve that renormalises. */
 static drpo_qstats stats_of(const double *q, const double *p, size_t m)
 {
-    drpo_qstats s = {sum_compensated(q, m), 0.0, 0.0, 0.0, 0.0, 0.0};
+    drpo_qstats s = {sum_compensated(q, m), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     (void)p;
     for (size_t j = 0; j < m; j++) {
         s.sum2 += q[j] * q[j];
@@ -367,7 +367,8 @@ static drpo_qstats stats_of(const double *q, const double *p, size_t m)
 static int rule_finite(const drpo_qrule *r)
 {
     return isfinite(r->t) && isfinite(r->c_top) && isfinite(r->c_below) && isfinite(r->c_at) &&
-           isfinite(r->c_above) && isfinite(r->lambda) && isfinite(r->scale) && r->scale > 0.0;
+           isfinite(r->c_above) && isfinite(r->lambda) && isfinite(r->top_per_moved) &&
+           isfinite(r->scale) && r->scale > 0.0;
 }
 
 /* 1 when the weights of a rule cannot overflow, even summed: q_j <= c_max
@@ -376,8 +377,8 @@ static int rule_finite(const drpo_qrule *r)
 static int rule_bounded(const drpo_qrule *r, size_t m)
 {
     double c_max = 1.0; /* EXP, EXP_PRECISE, STORED: exp(-u d) <= 1 */
-    if (r->kind == DRPO__Q_STEP)
-        c_max = fmax(fmax(r->c_top, r->c_below), fmax(r->c_at, r->c_above));
+    if (r->kind == DRPO__Q_STEP) /* (a deferred c_top grows by at most top_per_moved) */
+        c_max = fmax(fmax(r->c_top + r->top_per_moved, r->c_below), fmax(r->c_at, r->c_above));
     else if (r->kind == DRPO__Q_RAMP)
         c_max = r->t;
     else if (r->kind == DRPO__Q_RAMP_DIV)
@@ -515,6 +516,10 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
     double divergence = divergence_of(&sol, &qs);
+    if (sol.rule.defer_top) { /* the value's part that the weights pass measured */
+        sol.value += qs.excess;
+        sol.value = sol.value > 0.0 ? 0.0 : sol.value; /* never above the maximum loss */
+    }
     /* the rule's normaliser leaves q summing to 1 within a few ulps; past
      * 64 ulps (a degenerate piece, weights below 2^-960) renormalise, but
      * never q = p, which must stay bitwise p when a huge penalty multiplies

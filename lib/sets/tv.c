@@ -139,6 +139,13 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->eta = 0.0; /* eta = l_max - lambda */
     sol->eta_lambda = 1.0;
     sol->iterations = 1;
+    if (pb->uniform) { /* the mass moved and its gain measured by the weights pass */
+        moved_rule(pb, sol, lambda, 1.0, 0.0);
+        sol->rule.defer_top = 1;
+        sol->rule.top_per_moved = 1.0 / pb->p_top;
+        sol->value = -pb->mean_d; /* + sum p (d - lambda)_+, added after the pass */
+        return DRPO_OK;
+    }
     double moved, gain, at;
     tail(pb, lambda, &moved, &gain, &at);
     moved_rule(pb, sol, lambda, 1.0, moved);

@@ -104,6 +104,7 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, dou
     }
     drpo__v4_stream_end(a.stream);
     drpo_qstats s;
+    s.excess = 0.0;
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
     s.sum2 = drpo__v4_hsum(a.sum2);
     s.support = drpo__v4_hsum(a.support);
@@ -121,9 +122,14 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, dou
  * follow exactly from the counts. */
 typedef struct step_counts {
     drpo_v4i zero, below, at; /* d == 0; d < t; d == t (the first two overlap when t > 0) */
+    drpo_v4d excess;          /* defer: sum (d - t) over d > t */
+    size_t tops;              /* defer: the argmax units' indices, kept in pb->pairs */
 } step_counts;
 
-DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, double *out)
+/* `defer` (a constant after inlining): the argmax units' weight is written
+ * afterwards, once the mass beyond t is known; their indices are kept. */
+DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
+                                   int defer)
 {
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d vt = drpo__v4_set1(r->t), zero = drpo__v4_set1(0.0);
@@ -132,7 +138,8 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
     const drpo_v4d q_below = drpo__v4_set1((pu * r->c_below) * scale);
     const drpo_v4d q_at = drpo__v4_set1((pu * r->c_at) * scale);
     const drpo_v4d q_above = drpo__v4_set1((pu * r->c_above) * scale);
-    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    size_t *tops = (size_t *)pb->pairs; /* m of them fit: a pair is 16 bytes */
+    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, zero, 0};
     size_t m = pb->m, j = 0;
     const int stream = drpo__stream_output(out, m);
     for (; j + 4 <= m; j += 4) {
@@ -143,6 +150,14 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
         c.zero -= z; /* a true lane is -1 */
         c.below -= lt;
         c.at -= eq;
+        if (defer) {
+            c.excess += drpo__v4_select(d > vt, d - vt, zero);
+            if (drpo__v4_any(z)) /* rare: the ties at the maximum */
+                for (int l = 0; l < 4; l++) {
+                    tops[c.tops] = j + (size_t)l;
+                    c.tops += (size_t)(z[l] & 1);
+                }
+        }
     }
     for (; j < m; j++) {
         double d = drpo__gap(pb, j);
@@ -150,6 +165,11 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
         c.zero[0] += d == 0.0;
         c.below[0] += d < r->t;
         c.at[0] += d == r->t;
+        if (defer) {
+            c.excess[0] += d > r->t ? d - r->t : 0.0;
+            if (d == 0.0)
+                tops[c.tops++] = j;
+        }
     }
     drpo__v4_stream_end(stream);
     return c;
@@ -157,13 +177,16 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
 
 DRPO__KERNEL_DISPATCH(step_counts, step_uniform,
                       (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      step_body(pb, r, out))
+                      step_body(pb, r, out, 0))
+DRPO__KERNEL_DISPATCH(step_counts, step_uniform_deferred,
+                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
+                      step_body(pb, r, out, 1))
 
 static double count_of(drpo_v4i v) { return (double)(v[0] + v[1] + v[2] + v[3]); }
 
 static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
-    step_counts c = step_uniform(pb, r, out);
+    step_counts c = r->defer_top ? step_uniform_deferred(pb, r, out) : step_uniform(pb, r, out);
     double n_top = count_of(c.zero), n_below = count_of(c.below), n_at = count_of(c.at);
     /* regions apart from the argmax units */
     if (r->t > 0.0)
@@ -172,7 +195,15 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
         n_at -= n_top;
     double count[4] = {n_top, n_below, n_at, (double)pb->m - n_top - n_below - n_at};
     double coef[4] = {r->c_top, r->c_below, r->c_at, r->c_above};
-    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    if (r->defer_top) { /* the argmax units' weight, now that the mass beyond t is known */
+        coef[0] += r->top_per_moved * (count[3] * pb->pu);
+        double q_top = (pb->pu * coef[0]) * r->scale;
+        const size_t *tops = (const size_t *)pb->pairs;
+        for (size_t i = 0; i < c.tops; i++)
+            out[tops[i]] = q_top;
+        s.excess = drpo__v4_hsum(c.excess) * pb->pu;
+    }
     drpo_ksum sum = {0.0, 0.0};
     for (int k = 0; k < 4; k++) {
         if (count[k] == 0.0)
