@@ -516,10 +516,10 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
     double divergence = divergence_of(&sol, &qs);
-    if (sol.rule.defer_top) { /* the value's part that the weights pass measured */
+    if (sol.rule.defer_top) /* the value's part that the weights pass measured */
         sol.value += qs.excess;
-        sol.value = sol.value > 0.0 ? 0.0 : sol.value; /* never above the maximum loss */
-    }
+    if (sol.value > 0.0) /* rounding: never above the maximum loss */
+        sol.value = 0.0;
     /* the rule's normaliser leaves q summing to 1 within a few ulps; past
      * 64 ulps (a degenerate piece, weights below 2^-960) renormalise, but
      * never q = p, which must stay bitwise p when a huge penalty multiplies

@@ -113,20 +113,34 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
     for (size_t i = 0; i < w.n; i++)
         b = i == 0 || win[i].d < b ? win[i].d : b;
     drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &b);
-    /* mass with d > b and d == b, sum p (d - b)_+: one pass */
-    double above, at, excess;
-    tail(pb, b, &above, &excess, &at);
+    /* mass with d > b and d == b, and sum p (d - b)_+: with a uniform base the
+     * masses come from the window (every gap equal to b is in it) and the
+     * weights pass measures the excess; else one pass for all three */
+    double above, at, excess = 0.0;
+    int from_window = pb->uniform && w.n > 0;
+    if (from_window) {
+        drpo_ksum above_k = {w.above_mass, 0.0}, at_k = {0.0, 0.0};
+        for (size_t i = 0; i < w.n; i++) {
+            if (win[i].d > b)
+                drpo__ksum_add(&above_k, win[i].p);
+            else if (win[i].d == b)
+                drpo__ksum_add(&at_k, win[i].p);
+        }
+        above = drpo__ksum_value(&above_k);
+        at = drpo__ksum_value(&at_k);
+    } else {
+        tail(pb, b, &above, &excess, &at);
+    }
     double take = rho - above; /* taken from the tie group at b */
     if (take < 0.0)
         take = 0.0;
     if (take > at)
         take = at;
     moved_rule(pb, sol, b, at > 0.0 ? 1.0 - take / at : 1.0, above + take);
+    sol->rule.defer_top = from_window; /* (top_per_moved 0: only the excess is measured) */
     sol->eta = b;
     sol->lambda = b; /* d value / d rho = l_max - eta */
-    sol->value = -pb->mean_d + rho * b + excess;
-    if (sol->value > 0.0)
-        sol->value = 0.0;
+    sol->value = -pb->mean_d + rho * b + excess; /* (<= 0: the objective clamps) */
     sol->tight = 1;
     return DRPO_OK;
 }
@@ -149,9 +163,7 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     double moved, gain, at;
     tail(pb, lambda, &moved, &gain, &at);
     moved_rule(pb, sol, lambda, 1.0, moved);
-    sol->value = -pb->mean_d + gain;
-    if (sol->value > 0.0)
-        sol->value = 0.0;
+    sol->value = -pb->mean_d + gain; /* (<= 0: the objective clamps) */
     return DRPO_OK;
 }
 
