@@ -269,6 +269,7 @@ static drpo_status reserve(drpo_objective *obj, size_t n)
 typedef struct loss_range {
     double max, mag; /* largest loss and largest |loss| where base > 0 */
     drpo_loss_scan scan; /* uniform base: the whole scan */
+    int uniform;         /* the base given is n copies of 1/n */
 } loss_range;
 
 /* One pass: every loss finite, every base weight finite and >= 0, the base
@@ -286,7 +287,14 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
                           obj->set == DRPO_SET_CVAR ? "level" : "radius or penalty");
     double l_max = -DBL_MAX, mag = 0.0, s = 0.0;
     int bad = 0;
-    if (!base) {
+    if (base) { /* a base of n copies of 1/n (the trainer's, one pair a unit) is no base */
+        const double pu = 1.0 / (double)n;
+        size_t i = 0;
+        while (i < n && base[i] == pu)
+            i++;
+        r->uniform = i == n;
+    }
+    if (!base || r->uniform) {
         r->scan = drpo__scan_losses(n, loss);
         bad = !r->scan.finite;
         l_max = r->scan.max;
@@ -313,7 +321,7 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
                                   base[i]);
     }
     *base_sum = 1.0;
-    if (base) {
+    if (base && !r->uniform) {
         if (!(fabs(s - 1.0) <= 1e-9))
             return drpo__fail(obj->err, DRPO_ERR_BASE_SUM,
                               "base weights sum to %.17g, not 1 (within 1e-9)", s);
@@ -414,6 +422,8 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     drpo_status st = check_inputs(obj, n, loss, base, &base_sum, &range);
     if (st != DRPO_OK)
         return st;
+    if (range.uniform)
+        base = NULL; /* the same problem, and bitwise the same base */
     st = reserve(obj, n);
     if (st != DRPO_OK)
         return st;

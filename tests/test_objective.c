@@ -97,6 +97,24 @@ static void shift_case(tu_rng *r, const tu_form *f, double prm, const ob_case *c
 }
 
 START_TEST(test_shift) { for_cases(101, 12, MAXN, -1, shift_case); }
+
+/* A base of n copies of 1/n is the uniform base (base NULL): bitwise the same
+ * value and weights (the solver takes the same path for both). */
+static void uniform_base_case(tu_rng *r, const tu_form *f, double prm, const ob_case *c)
+{
+    (void)r;
+    double p[MAXN], q0[MAXN], q1[MAXN], v0 = NAN, v1 = NAN;
+    tu_uniform_base(c->n, p);
+    drpo_status s0 = tu_solve(f->set, f->key, prm, c->n, c->loss, NULL, q0, &v0);
+    drpo_status s1 = tu_solve(f->set, f->key, prm, c->n, c->loss, p, q1, &v1);
+    ck_assert_msg(s0 == DRPO_OK && s1 == DRPO_OK, "%s %g: statuses %d, %d", f->name, prm,
+                  (int)s0, (int)s1);
+    ck_assert_msg(!memcmp(&v0, &v1, sizeof v0) && !memcmp(q0, q1, c->n * sizeof *q0),
+                  "%s %g, %s: base NULL and n copies of 1/n differ (values %.17g, %.17g)",
+                  f->name, prm, tu_describe(c->n, c->loss, p), v0, v1);
+}
+
+START_TEST(test_uniform_base) { for_cases(107, 6, MAXN, -1, uniform_base_case); }
 END_TEST
 
 /* Permuting losses and base permutes q (distinct losses: q is unique). */
@@ -473,6 +491,7 @@ Suite *suite_objective(void)
     TCase *tc = tcase_create("invariance");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_shift);
+    tcase_add_test(tc, test_uniform_base);
     tcase_add_test(tc, test_permutation);
     tcase_add_test(tc, test_scale);
     suite_add_tcase(s, tc);
