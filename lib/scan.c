@@ -1,6 +1,6 @@
 /* scan.c - the pass every solve with a uniform base begins with: the losses
  * checked finite, their range, the ties at the maximum and their sum, in
- * one vectorised read. */
+ * one vectorised read (finiteness through the sum: no test per element). */
 #include "internal.h"
 #include "vec.h"
 
@@ -11,14 +11,12 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
     const double x0 = x[0];
     drpo_v4d mx = drpo__v4_set1(x0), mn = mx, cnt = drpo__v4_set1(0.0);
     drpo_v4d ks = cnt, kc = cnt, origin = mx;
-    drpo_v4i bad = (drpo_v4i)cnt;
     size_t i = 0;
     while (i + 4 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
         size_t end = i + 256 <= n ? i + 256 : n - n % 4;
         drpo_v4d block = drpo__v4_set1(0.0);
         for (; i < end; i += 4) {
             drpo_v4d v = drpo__v4_load(x + i);
-            bad |= ~(v - v == 0.0); /* NaN or infinite */
             drpo_v4i gt = v > mx;
             cnt = drpo__v4_select(gt, drpo__v4_set1(1.0), cnt + drpo__v4_ones(v == mx));
             mx = drpo__v4_select(gt, v, mx);
@@ -31,7 +29,7 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
     drpo__v4_store(lmx, mx);
     drpo__v4_store(lmn, mn);
     drpo__v4_store(lcnt, cnt);
-    int finite = !drpo__v4_any(bad);
+    int finite = 1;
     drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
     for (; i < n; i++) { /* the last n mod 4, in lane 0 */
         double v = x[i];
@@ -52,6 +50,12 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
     for (int k = 0; k < 4; k++)
         r.at_max += lmx[k] == r.max ? lcnt[k] : 0.0;
     r.shifted_sum = drpo__ksum_value(&sum);
+    /* a NaN or an infinity anywhere makes the sum of l - l_0 NaN or infinite,
+     * so the elements are only checked one by one when it is (finite losses
+     * near DBL_MAX can overflow it too) */
+    if (!isfinite(r.shifted_sum))
+        for (size_t k = 0; k < n && finite; k++)
+            finite = x[k] - x[k] == 0.0;
     r.finite = finite;
     return r;
 }
