@@ -112,7 +112,7 @@ static const char usage_text[] =
     "\n"
     "Accuracy is the fraction of pairs whose chosen response gets the higher\n"
     "reward: margin (theta - theta_ref).x > 0 (ties count as wrong).\n"
-    "The same seed and options give the same report (but for \"seconds\") and the\n"
+    "The same seed and options give the same report (but for the times) and the\n"
     "same metrics file.\n"
     "\n"
     "Exit status: 0 ok, 1 bad data or a failed run, 2 usage error, 130 interrupted.\n";
@@ -957,7 +957,7 @@ static void json_eval(json *j, const char *key, const run *r, const eval_set *e)
 /* Final state of the objective and the options actually in force (after
  * --resume they are the checkpoint's). */
 typedef struct final_state {
-    double robust, mean, grad_norm, seconds;
+    double robust, mean, grad_norm, seconds, train_seconds;
     long steps_run;
     size_t steps, prompts;
 } final_state;
@@ -1025,6 +1025,7 @@ static void write_report(run *r, const final_state *fs)
     json_int(&j, "steps", (int64_t)fs->steps);
     json_int(&j, "steps_this_run", fs->steps_run);
     json_number(&j, "seconds", fs->seconds);
+    json_number(&j, "train_seconds", fs->train_seconds);
 
     /* the training set: the objective, then accuracy like a test set */
     const eval_set *tr = &r->evals[0];
@@ -1227,8 +1228,10 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     if (open_outputs(&r))
         goto done;
+    double t_train = now_seconds();
     if ((fs.steps_run = train(&r)) < 0 || interrupted)
         goto done;
+    fs.train_seconds = now_seconds() - t_train;
     double steps = tdiag(r.trainer, DRPO_TDIAG_STEPS);
     fs.steps = isfinite(steps) && steps > 0 ? (size_t)steps : 0;
     if (evaluate_all(&r, &fs))

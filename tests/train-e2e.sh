@@ -8,7 +8,7 @@
 #    documented fields, per-group accuracy and worst-group accuracy for the
 #    shifted set, a metrics file and an SVG;
 #  - one test set sits under "test", several under "tests";
-#  - the same seed gives the same report (but for "seconds") and the same
+#  - the same seed gives the same report (but for the times) and the same
 #    metrics bytes; resuming from a checkpoint gives the straight run's result;
 #  - bad input exits non-zero with a file:line:col message and leaves no
 #    output (and no temporary file) behind, nor clobbers an older output;
@@ -84,6 +84,7 @@ assert r["steps"] == 6 * math.ceil(n / 16), r["steps"]
 # the robust objective (CVaR over prompts) is no less than the mean loss
 assert tr["robust_objective"] >= tr["mean_loss"] > 0, tr
 assert isinstance(r["seconds"], float) and len(r["theta"]) == r["dim"] == 4
+assert 0.0 <= r["train_seconds"] <= r["seconds"]
 for name, t in r["tests"].items():
     rows = sum(1 for _ in open(name + ".csv")) - 1
     assert t["pairs"] == rows, (name, t["pairs"], rows)
@@ -130,6 +131,7 @@ import json
 a, b, c = (json.load(open(f)) for f in ("r1.json", "r2.json", "r4.json"))
 for r in (a, b, c):
     del r["seconds"]
+    del r["train_seconds"]
 assert a == b, "same seed, different reports"
 assert c["theta"] == a["theta"] and c["tests"] == a["tests"] and c["train"] == a["train"], \
     "resumed run differs from the straight run"
