@@ -36,10 +36,44 @@ static void fill_losses(double *l, size_t n, uint64_t seed)
     }
 }
 
+/* One set and size, solved `reps` times (for a profiler: perf record
+ * build/bench/bench-solve cvar 10000000 50). */
+static int profile_one(const char *name, size_t n, int reps)
+{
+    const spec *sp = NULL;
+    for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++)
+        if (!strcmp(specs[s].name, name))
+            sp = &specs[s];
+    if (!sp || n == 0 || reps < 1) {
+        fprintf(stderr, "usage: bench-solve [--quick] | SET N REPS (SET: kl-radius ... tv-penalty)\n");
+        return 2;
+    }
+    double *loss = bench_alloc(n * sizeof(double)), *w = bench_alloc(n * sizeof(double));
+    fill_losses(loss, n, 42);
+    drpo_objective *obj;
+    if (drpo_objective_create(&obj, sp->set) || drpo_objective_set(obj, sp->key, sp->param))
+        return 1;
+    double value = 0.0, best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        if (drpo_objective_solve(obj, n, loss, NULL, w, &value) != DRPO_OK)
+            return 1;
+        double t = bench_now() - t0;
+        best = t < best ? t : best;
+    }
+    printf("%s n=%zu: best of %d %.3f ms, value %.17g\n", name, n, reps, best * 1e3, value);
+    drpo_objective_free(obj);
+    free(loss);
+    free(w);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     size_t sizes[] = {1000, 100000, 10000000};
     int nsizes = 3;
+    if (argc == 4)
+        return profile_one(argv[1], (size_t)strtoull(argv[2], NULL, 10), atoi(argv[3]));
     if (argc > 1 && !strcmp(argv[1], "--quick"))
         nsizes = 2;
     for (int k = 0; k < nsizes; k++) {
