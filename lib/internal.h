@@ -70,8 +70,8 @@ typedef struct drpo_problem {
      * gaps with top = 0 and down = -1 (0 - (-d) is d exactly) */
     const double *x;
     double top, down;
-    const double *p;   /* base on the support, renormalised, all > 0 */
-    int uniform;       /* every p_j is pu: kernels need not read p */
+    const double *p;   /* base on the support, renormalised, all > 0 (NULL if uniform) */
+    int uniform;       /* every p_j is pu (drpo__mass) */
     double pu;
     double p_top;      /* mass of the argmax set {d == 0} */
     double mean_d;     /* sum p d */
@@ -85,6 +85,12 @@ typedef struct drpo_problem {
 static inline double drpo__gap(const drpo_problem *pb, size_t j)
 {
     return pb->top - pb->x[j] * pb->down;
+}
+
+/* The base mass of unit j (a uniform base has no array to read). */
+static inline double drpo__mass(const drpo_problem *pb, size_t j)
+{
+    return pb->uniform ? pb->pu : pb->p[j];
 }
 
 /* How the worst case weighs a unit, as a solver hands it over: q_j =

@@ -31,7 +31,6 @@ struct drpo_objective {
     unsigned diag_set; /* bit k: diag[k] is defined */
     size_t m, n;       /* support and size of the last solve (q, p in scratch) */
     size_t tied;       /* units of the support at the maximum loss */
-    size_t uniform_n;  /* p holds n copies of 1/n for this n (0: it does not) */
     char err[DRPO__ERRLEN];
 };
 
@@ -261,7 +260,6 @@ static drpo_status reserve(drpo_objective *obj, size_t n)
     obj->q = block + 2 * n;
     obj->pairs = (drpo_pair *)(block + 3 * n);
     obj->cap = n;
-    obj->uniform_n = 0;
     return DRPO_OK;
 }
 
@@ -360,10 +358,9 @@ static void renormalise(double *q, size_t m, double sum)
 }
 
 /* The statistics of written weights, for the rare solve that renormalises. */
-static drpo_qstats stats_of(const double *q, const double *p, size_t m)
+static drpo_qstats stats_of(const double *q, size_t m)
 {
     drpo_qstats s = {sum_compensated(q, m), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    (void)p;
     for (size_t j = 0; j < m; j++) {
         s.sum2 += q[j] * q[j];
         s.max = q[j] > s.max ? q[j] : s.max;
@@ -444,11 +441,6 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     pb.uniform = 0;
     pb.pu = pu;
     if (!base && fast) { /* the common case: the gaps are the losses, mapped on the fly */
-        if (obj->uniform_n != n) { /* the base array already holds 1/n after such a solve */
-            for (size_t i = 0; i < n; i++)
-                pp[i] = pu;
-            obj->uniform_n = n;
-        }
         const drpo_loss_scan *sc = &range.scan;
         pb.x = loss;
         pb.top = top;
@@ -474,7 +466,6 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         pb.x = dd;
         pb.top = 0.0;
         pb.down = -1.0;
-        obj->uniform_n = 0;
         for (size_t i = 0; i < n; i++) {
             if (base && base[i] == 0.0)
                 continue;
@@ -494,7 +485,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (tied == m) /* all losses equal: exactly, whatever the base sums to in floating point */
         p_top = 1.0;
     pb.m = m;
-    pb.p = obj->p;
+    pb.p = pb.uniform ? NULL : obj->p;
     pb.p_top = p_top;
     pb.mean_d = mean_d;
     pb.d_max = d_max;
@@ -536,8 +527,11 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
      * D(q||p) */
     if (fabs(qs.sum - 1.0) > 64 * DBL_EPSILON) {
         renormalise(q, m, qs.sum);
-        qs = stats_of(q, obj->p, m);
-        divergence = obj->ops->divergence(m, q, obj->p);
+        qs = stats_of(q, m);
+        if (pb.uniform) /* the divergences take the base as an array */
+            for (size_t j = 0; j < m; j++)
+                pp[j] = pu;
+        divergence = obj->ops->divergence(m, q, pp);
     }
 
     /* commit: outputs and diagnostics */

@@ -92,7 +92,7 @@ DRPO__INLINE centred_sums centred_body(const drpo_problem *pb, double limit, dou
         size_t end = j + 256 < m ? j + 256 : m;
         for (; j < end; j += 4) {
             drpo_v4d d, p;
-            drpo__v4_units(pb, j, end, uniform, &d, &p);
+            drpo__v4_units(pb, j, end, uniform, uniform, &d, &p);
             drpo_v4i active = d < vl;
             drpo_v4d pa = drpo__v4_select(active, p, zero), x = d - vc;
             block += pa;

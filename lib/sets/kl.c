@@ -52,8 +52,7 @@ DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double *store, in
         size_t end = j + 256 < m ? j + 256 : m;
         for (; j < end; j += 4) {
             drpo_v4d d, p, w;
-            drpo__v4_units(pb, j, end, 0, &d, &p); /* padded lanes: no mass, gap 0 */
-            (void)uniform;
+            drpo__v4_units(pb, j, end, uniform, 0, &d, &p); /* padded lanes: no mass */
             if (precise) {
                 drpo_v4d e1 = drpo__v4_expm1_small(nu * d);
                 s.em1 += p * e1;
@@ -240,8 +239,8 @@ static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
         for (size_t i = 0; i < s; i++) { /* one gap from each of s strata */
             size_t j = i * m / s + (size_t)((i * 0x9E3779B97F4A7C15ull) >> 40) % (m / s);
             pb->pairs[i].d = drpo__gap(pb, j);
-            pb->pairs[i].p = pb->p[j];
-            mass += pb->p[j];
+            pb->pairs[i].p = drpo__mass(pb, j);
+            mass += drpo__mass(pb, j);
             d_max = fmax(d_max, drpo__gap(pb, j));
             if (drpo__gap(pb, j) > 0.0)
                 d_min = fmin(d_min, drpo__gap(pb, j));
@@ -257,7 +256,7 @@ static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
     double var_p = 0.0;
     for (size_t j = 0; j < m; j++) {
         double c = drpo__gap(pb, j) - pb->mean_d;
-        var_p += pb->p[j] * c * c;
+        var_p += drpo__mass(pb, j) * c * c;
     }
     double u = var_p > 0.0 ? sqrt(2.0 * rho / var_p) : 1.0;
     return u > 0.0 && isfinite(u) ? u : 1.0;

@@ -30,7 +30,7 @@ DRPO__INLINE tail_sums tail_body(const drpo_problem *pb, double t, int uniform)
         size_t end = j + 256 < m ? j + 256 : m;
         for (; j < end; j += 4) {
             drpo_v4d d, p;
-            drpo__v4_units(pb, j, end, uniform, &d, &p);
+            drpo__v4_units(pb, j, end, uniform, uniform, &d, &p);
             drpo_v4d pa = drpo__v4_select(d > vt, p, zero);
             above += pa;
             s.excess += pa * (d - vt);

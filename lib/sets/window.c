@@ -47,7 +47,7 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
     for (size_t i = 0; i < s; i++) { /* one gap from each of s equal strata */
         size_t lo = i * n / s, hi = (i + 1) * n / s;
         size_t j = lo + (size_t)(((mix(i + 1) >> 32) * (uint64_t)(hi - lo)) >> 32);
-        out[i] = pairs ? pairs[j] : (drpo_pair){drpo__gap(pb, j), pb->p[j]};
+        out[i] = pairs ? pairs[j] : (drpo_pair){drpo__gap(pb, j), drpo__mass(pb, j)};
         total += out[i].p;
     }
     for (size_t i = 0; i < s; i++)
