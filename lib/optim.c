@@ -11,6 +11,7 @@
  * squared norms are summed in NLANE interleaved lanes (element i in lane
  * i mod NLANE), the same on every path, then the lanes in a fixed order. */
 #include "optim.h"
+#include "vec.h"
 
 #include <math.h>
 #include <string.h>
@@ -143,19 +144,13 @@ __attribute__((target("avx2"))) static void grad_stats_avx2(size_t n, const floa
     *tmax = tmx;
 }
 
-/* Asked on every call (a few loads): the library keeps no global state. */
-static int have_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
 #endif
 
 void drpo__grad_stats(size_t n, const float *g, const float *theta, double *norm2,
                       uint32_t *gmax, uint32_t *tmax)
 {
 #ifdef DRPO_X86
-    if (have_avx2()) {
+    if (drpo__cpu_avx2()) {
         grad_stats_avx2(n, g, theta, norm2, gmax, tmax);
         return;
     }
@@ -457,7 +452,7 @@ void drpo__optim_update(const drpo_optim_config *c, size_t n, float *theta, cons
     memset(&a, 0, sizeof a);
     size_t done = 0;
 #ifdef DRPO_X86
-    if (have_avx2())
+    if (drpo__cpu_avx2())
         done = update_avx2(&k, c->kind, n, theta, g, m1, m2, commit, &a);
 #endif
     update_portable(&k, c->kind, done, n, theta, g, m1, m2, commit, &a);

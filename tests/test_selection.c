@@ -1,23 +1,12 @@
 /* test_selection.c - the solvers' ordered scans by selection
  * (drpo__pairs_scan, lib/sets/common.c, compiled into this test: its
  * symbols are hidden in the library) against a sort and a linear scan. */
+#include "check_util.h"
 #include "suites.h"
 
 #include "../lib/sets/common.c"
 
 #include <stdlib.h>
-
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t next_u64(rng *r)
-{
-    r->s ^= r->s << 13;
-    r->s ^= r->s >> 7;
-    r->s ^= r->s << 17;
-    return r->s;
-}
 
 /* The chi-square-like stop rule: the running mass before a group, times its
  * gap, minus the running first moment, reaches a level (monotone in an
@@ -44,10 +33,10 @@ static int reference(const drpo_pair *in, size_t n, double start, int descending
 
 /* Gap layouts that stress three-way partitions: random with many ties,
  * sorted, reversed, all equal, organ pipe. */
-static double layout(int kind, size_t i, size_t n, rng *r)
+static double layout(int kind, size_t i, size_t n, tu_rng *r)
 {
     switch (kind) {
-    case 0: return (double)(next_u64(r) % 17) / 8.0;
+    case 0: return (double)tu_below(r, 17) / 8.0;
     case 1: return (double)i / (double)n;
     case 2: return (double)(n - i) / (double)n;
     case 3: return 0.5;
@@ -57,7 +46,8 @@ static double layout(int kind, size_t i, size_t n, rng *r)
 
 START_TEST(test_scan_matches_sorted_scan)
 {
-    rng r = {0x9E3779B97F4A7C15ull};
+    tu_rng r;
+    tu_rng_seed(&r, 108);
     const size_t sizes[] = {1, 2, 3, 7, 64, 1000, 5003};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         size_t n = sizes[si];
@@ -66,7 +56,7 @@ START_TEST(test_scan_matches_sorted_scan)
             double total = 0.0;
             for (size_t i = 0; i < n; i++) {
                 a[i].d = layout(kind, i, n, &r);
-                a[i].p = (double)(1 + next_u64(&r) % 100);
+                a[i].p = (double)(1 + tu_below(&r, 100));
                 total += a[i].p;
             }
             for (size_t i = 0; i < n; i++)
