@@ -6,32 +6,53 @@
 
 #include <math.h>
 
+/* Running max (with its ties) and min over one vector's lanes. */
+typedef struct scan_chain {
+    drpo_v4d mx, mn, cnt;
+} scan_chain;
+
+DRPO__INLINE void scan_step(scan_chain *c, drpo_v4d v)
+{
+    drpo_v4i gt = v > c->mx;
+    c->cnt = drpo__v4_select(gt, drpo__v4_set1(1.0), c->cnt + drpo__v4_ones(v == c->mx));
+    c->mx = drpo__v4_select(gt, v, c->mx);
+    c->mn = drpo__v4_select(v < c->mn, v, c->mn);
+}
+
 DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
 {
     const double x0 = x[0];
-    drpo_v4d mx = drpo__v4_set1(x0), mn = mx, cnt = drpo__v4_set1(0.0);
-    drpo_v4d ks = cnt, kc = cnt, origin = mx;
+    const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(x0);
+    /* two independent chains (even and odd groups of four): one compare-and-
+     * select chain is latency-bound at about half the read bandwidth */
+    scan_chain a = {origin, origin, zero}, b = a;
+    drpo_v4d ks = zero, kc = zero;
     size_t i = 0;
-    while (i + 4 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
-        size_t end = i + 256 <= n ? i + 256 : n - n % 4;
-        drpo_v4d block = drpo__v4_set1(0.0);
-        for (; i < end; i += 4) {
-            drpo_v4d v = drpo__v4_load(x + i);
-            drpo_v4i gt = v > mx;
-            cnt = drpo__v4_select(gt, drpo__v4_set1(1.0), cnt + drpo__v4_ones(v == mx));
-            mx = drpo__v4_select(gt, v, mx);
-            mn = drpo__v4_select(v < mn, v, mn);
-            block += v - origin;
+    while (i + 8 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
+        size_t end = i + 256 <= n ? i + 256 : n - n % 8;
+        drpo_v4d block_a = zero, block_b = zero;
+        for (; i < end; i += 8) {
+            drpo_v4d v = drpo__v4_load(x + i), w = drpo__v4_load(x + i + 4);
+            scan_step(&a, v);
+            scan_step(&b, w);
+            block_a += v - origin;
+            block_b += w - origin;
         }
-        drpo__v4_ksum_add(&ks, &kc, block);
+        drpo__v4_ksum_add(&ks, &kc, block_a + block_b);
     }
+    /* the chains to one: the larger max keeps its ties, equal maxima add them */
+    drpo_v4i b_gt = b.mx > a.mx, eq = b.mx == a.mx;
+    a.cnt = drpo__v4_select(b_gt, b.cnt, a.cnt + drpo__v4_select(eq, b.cnt, zero));
+    a.mx = drpo__v4_select(b_gt, b.mx, a.mx);
+    a.mn = drpo__v4_select(b.mn < a.mn, b.mn, a.mn);
+    drpo_v4d mx = a.mx, mn = a.mn, cnt = a.cnt;
     double lmx[4], lmn[4], lcnt[4];
     drpo__v4_store(lmx, mx);
     drpo__v4_store(lmn, mn);
     drpo__v4_store(lcnt, cnt);
     int finite = 1;
     drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
-    for (; i < n; i++) { /* the last n mod 4, in lane 0 */
+    for (; i < n; i++) { /* the last n mod 8, in lane 0 */
         double v = x[i];
         finite &= v - v == 0.0;
         lcnt[0] = v > lmx[0] ? 1.0 : lcnt[0] + (v == lmx[0]);
