@@ -238,7 +238,7 @@ typedef struct drpo_window {
     double above_mass;                     /* sum p over d >= hi */
     const drpo_pair *win;                  /* the gaps in [lo, hi) */
     size_t n;
-    double next;                           /* smallest gap >= hi, INFINITY if none */
+    double next; /* smallest gap >= hi, INFINITY if none (tracked for rules with moments 2) */
     double lo, hi;
 } drpo_window;
 
@@ -251,7 +251,7 @@ typedef struct drpo_window_rule {
     int (*check)(const drpo_window *w, const void *ctx);
     double (*predict)(const drpo_window *w, const drpo_window *sample, const void *ctx);
     const void *ctx;
-    int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 */
+    int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 and next */
 } drpo_window_rule;
 
 /* A window of the gaps (unsorted) that holds the crossing; returns the passes

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) /* SSE2 is part of the x86-64 baseline */
-#define DRPO__HAVE_SSE2_STREAM 1
+#define DRPO__HAVE_SSE2 1
 #include <emmintrin.h>
 #endif
 
@@ -53,6 +53,45 @@ DRPO__INLINE drpo_v4d drpo__v4_ones(drpo_v4i mask)
 }
 
 DRPO__INLINE int drpo__v4_any(drpo_v4i mask) { return (mask[0] | mask[1] | mask[2] | mask[3]) != 0; }
+
+/* A mask's lanes as bits 0-3 (SSE2's movemask on each half: GCC turns
+ * the generic forms into lane extractions). */
+DRPO__INLINE unsigned drpo__v4_bits(drpo_v4i mask)
+{
+#ifdef DRPO__HAVE_SSE2
+    __m128d lo, hi;
+    memcpy(&lo, &mask, sizeof lo);
+    memcpy(&hi, (const char *)&mask + sizeof lo, sizeof hi);
+    return (unsigned)_mm_movemask_pd(lo) | (unsigned)_mm_movemask_pd(hi) << 2;
+#else
+    return (unsigned)((mask[0] & 1) | (mask[1] & 2) | (mask[2] & 4) | (mask[3] & 8));
+#endif
+}
+
+typedef int32_t drpo_v8s __attribute__((vector_size(32)));
+
+/* For each 4-bit mask, the 32-bit lanes that move the masked doubles to
+ * the front, in order (the rest of the lanes: don't care). */
+static const drpo_v8s drpo__compress_lanes[16] = {
+#define DRPO__C4(a, b, c, d) {2 * (a), 2 * (a) + 1, 2 * (b), 2 * (b) + 1, 2 * (c), 2 * (c) + 1, 2 * (d), 2 * (d) + 1}
+    DRPO__C4(0, 1, 2, 3), DRPO__C4(0, 1, 2, 3), DRPO__C4(1, 0, 2, 3), DRPO__C4(0, 1, 2, 3),
+    DRPO__C4(2, 0, 1, 3), DRPO__C4(0, 2, 1, 3), DRPO__C4(1, 2, 0, 3), DRPO__C4(0, 1, 2, 3),
+    DRPO__C4(3, 0, 1, 2), DRPO__C4(0, 3, 1, 2), DRPO__C4(1, 3, 0, 2), DRPO__C4(0, 1, 3, 2),
+    DRPO__C4(2, 3, 0, 1), DRPO__C4(0, 2, 3, 1), DRPO__C4(1, 2, 3, 0), DRPO__C4(0, 1, 2, 3),
+#undef DRPO__C4
+};
+
+/* The lanes of v that `bits` names, moved to the front in order (one
+ * variable permute on AVX2; the rest of the lanes: don't care). */
+DRPO__INLINE drpo_v4d drpo__v4_compress(drpo_v4d v, unsigned bits)
+{
+#if defined(__GNUC__) && !defined(__clang__)
+    return (drpo_v4d)__builtin_shuffle((drpo_v8s)v, drpo__compress_lanes[bits]);
+#else
+    const drpo_v8s lanes = drpo__compress_lanes[bits];
+    return (drpo_v4d){v[lanes[0] / 2], v[lanes[2] / 2], v[lanes[4] / 2], v[lanes[6] / 2]};
+#endif
+}
 
 /* 2^(j/32), j = 0..31, correctly rounded. */
 static const double drpo__exp2_32[32] = {
@@ -167,7 +206,7 @@ DRPO__INLINE void drpo__v4_units(const drpo_problem *pb, size_t j, size_t end, i
  * returns. */
 DRPO__INLINE void drpo__v4_store_out(double *x, drpo_v4d v, int stream)
 {
-#ifdef DRPO__HAVE_SSE2_STREAM
+#ifdef DRPO__HAVE_SSE2
     if (stream) {
         _mm_stream_pd(x, _mm_set_pd(v[1], v[0]));
         _mm_stream_pd(x + 2, _mm_set_pd(v[3], v[2]));
@@ -181,7 +220,7 @@ DRPO__INLINE void drpo__v4_store_out(double *x, drpo_v4d v, int stream)
 
 DRPO__INLINE void drpo__v4_stream_end(int stream)
 {
-#ifdef DRPO__HAVE_SSE2_STREAM
+#ifdef DRPO__HAVE_SSE2
     if (stream)
         _mm_sfence();
 #else

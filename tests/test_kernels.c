@@ -1,6 +1,6 @@
 /* test_kernels.c - the vector kernels' special functions (lib/vec.h):
- * accuracy against the C library, and the AVX2 and baseline instances
- * agreeing bit for bit. */
+ * accuracy against the C library, the AVX2 and baseline instances
+ * agreeing bit for bit, and the mask helpers. */
 #include "suites.h"
 
 /* the kernels' vectors are passed only between inlined functions */
@@ -104,12 +104,35 @@ START_TEST(test_instances_agree)
 }
 END_TEST
 
+/* Every lane mask: its bits, and the masked lanes moved to the front in
+ * order (the window copy keeps the gaps inside its bracket with these). */
+START_TEST(test_mask_compress)
+{
+    const drpo_v4d v = {10.0, 11.0, 12.0, 13.0};
+    for (unsigned mask = 0; mask < 16; mask++) {
+        drpo_v4i m;
+        for (int l = 0; l < 4; l++)
+            m[l] = mask >> l & 1 ? -1 : 0;
+        ck_assert_uint_eq(drpo__v4_bits(m), mask);
+        drpo_v4d c = drpo__v4_compress(v, mask);
+        int front = 0;
+        for (int l = 0; l < 4; l++)
+            if (mask >> l & 1) {
+                ck_assert_msg(c[front] == v[l], "mask %u: lane %d holds %g, not %g", mask, front,
+                              c[front], v[l]);
+                front++;
+            }
+    }
+}
+END_TEST
+
 Suite *suite_kernels(void)
 {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("special functions");
     tcase_add_test(tc, test_exp_accuracy);
     tcase_add_test(tc, test_instances_agree);
+    tcase_add_test(tc, test_mask_compress);
     suite_add_tcase(s, tc);
     return s;
 }

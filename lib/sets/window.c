@@ -74,68 +74,79 @@ static void bracket(const drpo_window *sample, double level, double *lo, double 
         *hi = INFINITY;
 }
 
-static void add_below(drpo_window *w, const drpo_ksum *mass, double s1, double s2)
-{
-    drpo_ksum k = {w->below_mass, 0.0};
-    drpo__ksum_add(&k, mass->s);
-    drpo__ksum_add(&k, mass->c);
-    w->below_mass = drpo__ksum_value(&k);
-    w->below_s1 += s1;
-    w->below_s2 += s2;
-}
-
-/* Sums of one pass, four lanes each: masses in plain blocks compensated
- * across blocks (or counts, with a uniform base), moments plain. */
-typedef struct fill_sums {
-    drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated */
-    drpo_v4i count[2];             /* a uniform base: units below and inside */
-    drpo_v4d s1[2], s2[2];         /* below, inside */
+/* One chain of a pass's sums, four lanes each, over the gaps outside the
+ * bracket (the window's own sums come from its copy): the units below (a
+ * uniform base) or the block's masses below and above, the moments below,
+ * and the least gap above the bracket. */
+typedef struct fill_chain {
+    drpo_v4i below; /* a true lane is -1 */
+    drpo_v4d blk[2];
+    drpo_v4d s1, s2;
     drpo_v4d next;
-    size_t k; /* pairs copied */
+} fill_chain;
+
+/* A pass's sums: two chains (even and odd groups of four, so that no
+ * running sum waits on the previous group's), the masses compensated
+ * across blocks. */
+typedef struct fill_sums {
+    fill_chain c[2];
+    drpo_v4d mass_s[2], mass_c[2]; /* below, above */
+    size_t k;                      /* pairs copied */
 } fill_sums;
 
-/* Four gaps' share of the pass.  w: their masses (unless the base is
- * uniform); real: the lanes that hold a gap (all but a padded tail). */
+/* Four gaps' share of the sums.  w: their masses (unless the base is
+ * uniform); real: the lanes that hold a gap (all but a padded tail).
+ * Returns the lanes inside the bracket. */
 DRPO__INLINE drpo_v4i fill_lanes(drpo_v4d d, drpo_v4d w, drpo_v4i real, double lo, double hi,
-                                 int uniform, int moments, drpo_v4d blk[3], fill_sums *f)
+                                 int uniform, int moments, fill_chain *f, drpo_v4i *count)
 {
     drpo_v4i below = real & (d < lo), above = real & (d >= hi);
-    drpo_v4i inside = real & ~(below | above);
     drpo_v4d zero = drpo__v4_set1(0.0);
-    /* a uniform base counts (a true lane is -1) and sums d itself; the units
-     * above follow from the total */
-    drpo_v4d bw = uniform ? drpo__v4_select(below, d, zero) : drpo__v4_select(below, w, zero);
-    drpo_v4d iw = uniform ? drpo__v4_select(inside, d, zero) : drpo__v4_select(inside, w, zero);
+    /* a uniform base counts, sums d itself and scales by the mass at the end */
+    drpo_v4d bw = drpo__v4_select(below, uniform ? d : w, zero);
     if (uniform) {
-        f->count[0] -= below;
-        f->count[1] -= inside;
+        *count -= below; /* (one latency-1 chain for both) */
     } else {
-        blk[0] += bw;
-        blk[1] += iw;
-        blk[2] += drpo__v4_select(above, w, zero);
+        f->blk[0] += bw;
+        f->blk[1] += drpo__v4_select(above, w, zero);
     }
-    if (moments >= 1) {
-        f->s1[0] += uniform ? bw : bw * d;
-        f->s1[1] += uniform ? iw : iw * d;
-    }
+    if (moments >= 1)
+        f->s1 += uniform ? bw : bw * d;
     if (moments >= 2) {
-        f->s2[0] += (uniform ? bw : bw * d) * d;
-        f->s2[1] += (uniform ? iw : iw * d) * d;
+        f->s2 += (uniform ? bw : bw * d) * d;
+        drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
+        f->next = drpo__v4_select(cand < f->next, cand, f->next);
     }
-    f->next = drpo__v4_select(above & (d < f->next), d, f->next);
-    return inside;
+    return real & (d >= lo) & (d < hi); /* (no constant for a negation) */
 }
 
-/* Copy the gaps of `inside` among the first `lanes` to pairs (branch-free:
- * each lane written, kept if inside). */
-DRPO__INLINE void keep(drpo_v4d d, drpo_v4d p, drpo_v4i inside, int lanes, fill_sums *f,
-                       drpo_pair *pairs)
+/* Append the gaps of `inside` (and their masses) to pairs[k...], in order:
+ * compressed to the front of the vectors and stored as four whole pairs,
+ * of which the count inside are kept (no branch: the bracket holds a few
+ * per cent of the gaps, at random).  pairs has room for four past k; p is
+ * the same in every lane when `uniform`. */
+DRPO__INLINE void keep(drpo_v4d d, drpo_v4d p, drpo_v4i inside, int uniform, drpo_pair *pairs,
+                       size_t *k)
 {
-    for (int l = 0; l < lanes; l++) { /* (never past the last unit: pairs holds m) */
-        pairs[f->k].d = d[l];
-        pairs[f->k].p = p[l];
-        f->k += (size_t)(inside[l] & 1);
+    unsigned bits = drpo__v4_bits(inside);
+    drpo_v4d dc = drpo__v4_compress(d, bits), pc = uniform ? p : drpo__v4_compress(p, bits);
+    double *out = &pairs[*k].d;
+    if (uniform) { /* (one register for p) */
+        drpo__v4_store(out, __builtin_shufflevector(dc, pc, 0, 4, 1, 4));
+        drpo__v4_store(out + 4, __builtin_shufflevector(dc, pc, 2, 4, 3, 4));
+    } else {
+        drpo__v4_store(out, __builtin_shufflevector(dc, pc, 0, 4, 1, 5));
+        drpo__v4_store(out + 4, __builtin_shufflevector(dc, pc, 2, 6, 3, 7));
     }
+    *k += (size_t)__builtin_popcount(bits);
+}
+
+/* The padded tail's gaps inside, one by one (pairs may end at the last). */
+DRPO__INLINE void keep_tail(drpo_v4d d, drpo_v4d p, drpo_v4i inside, drpo_pair *pairs, size_t *k)
+{
+    for (int l = 0; l < 4; l++)
+        if (inside[l])
+            pairs[(*k)++] = (drpo_pair){d[l], p[l]};
 }
 
 /* `uniform` is a constant after inlining: masses are then counted, and the
@@ -147,28 +158,28 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
     const drpo_v4i all = (drpo_v4i)(zero == zero);
-    size_t m = pb->m, j = 0;
-    fill_sums f;
-    for (int a = 0; a < 3; a++)
-        f.mass_s[a] = f.mass_c[a] = zero;
-    f.s1[0] = f.s1[1] = f.s2[0] = f.s2[1] = zero;
-    f.count[0] = f.count[1] = (drpo_v4i){0, 0, 0, 0};
-    f.next = drpo__v4_set1(INFINITY);
-    f.k = 0;
+    size_t m = pb->m, j = 0, k = 0;
+    drpo_pair *pairs = pb->pairs;
+    /* the sums live in locals, not in the returned struct: the copy's
+     * stores could otherwise alias them and keep them in memory */
+    fill_chain c0, c1;
+    drpo_v4d mass_s[2] = {zero, zero}, mass_c[2] = {zero, zero};
+    c0.s1 = c0.s2 = c0.blk[0] = c0.blk[1] = zero;
+    c0.below = (drpo_v4i){0, 0, 0, 0};
+    c0.next = drpo__v4_set1(INFINITY);
+    c1 = c0;
     while (j < m) { /* blocks of 256 */
-        drpo_v4d blk[3] = {zero, zero, zero};
         size_t end = j + 256 < m ? j + 256 : m;
-        for (; j + 8 <= end; j += 8) { /* eight at a time: one test for the rare copy */
+        c0.blk[0] = c0.blk[1] = c1.blk[0] = c1.blk[1] = zero;
+        for (; j + 8 <= end; j += 8) {
             drpo_v4d d0 = top - drpo__v4_load(x + j) * down;
             drpo_v4d d1 = top - drpo__v4_load(x + j + 4) * down;
             drpo_v4d p0 = uniform ? pu : drpo__v4_load(pp + j);
             drpo_v4d p1 = uniform ? pu : drpo__v4_load(pp + j + 4);
-            drpo_v4i in0 = fill_lanes(d0, p0, all, lo, hi, uniform, moments, blk, &f);
-            drpo_v4i in1 = fill_lanes(d1, p1, all, lo, hi, uniform, moments, blk, &f);
-            if (drpo__v4_any(in0 | in1)) { /* the bracket holds a few per cent of the gaps */
-                keep(d0, p0, in0, 4, &f, pb->pairs);
-                keep(d1, p1, in1, 4, &f, pb->pairs);
-            }
+            drpo_v4i in0 = fill_lanes(d0, p0, all, lo, hi, uniform, moments, &c0, &c0.below);
+            drpo_v4i in1 = fill_lanes(d1, p1, all, lo, hi, uniform, moments, &c1, &c0.below);
+            keep(d0, p0, in0, uniform, pairs, &k);
+            keep(d1, p1, in1, uniform, pairs, &k);
         }
         for (; j < end; j += 4) { /* the rest: a group of four, then a padded one */
             drpo_v4d d, p;
@@ -179,12 +190,24 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
             } else {
                 real = drpo__v4_tail(pb, j, end, &d, &p);
             }
-            drpo_v4i in = fill_lanes(d, p, real, lo, hi, uniform, moments, blk, &f);
-            keep(d, p, in, end - j < 4 ? (int)(end - j) : 4, &f, pb->pairs);
+            drpo_v4i in = fill_lanes(d, p, real, lo, hi, uniform, moments, &c0, &c0.below);
+            keep_tail(d, p, in, pairs, &k);
         }
-        for (int a = 0; a < 3; a++)
-            drpo__v4_ksum_add(&f.mass_s[a], &f.mass_c[a], blk[a]);
+        for (int a = 0; a < 2; a++)
+            drpo__v4_ksum_add(&mass_s[a], &mass_c[a], c0.blk[a] + c1.blk[a]);
     }
+    /* the chains to one */
+    fill_sums f;
+    f.c[0] = c0;
+    f.c[0].below += c1.below;
+    f.c[0].s1 += c1.s1;
+    f.c[0].s2 += c1.s2;
+    f.c[0].next = drpo__v4_select(c1.next < c0.next, c1.next, c0.next);
+    for (int a = 0; a < 2; a++) {
+        f.mass_s[a] = mass_s[a];
+        f.mass_c[a] = mass_c[a];
+    }
+    f.k = k;
     return f;
 }
 
@@ -207,35 +230,58 @@ static fill_sums fill_pass(const drpo_problem *pb, double lo, double hi, int mom
     return kernel[pb->uniform != 0][moments](pb, lo, hi);
 }
 
+/* Sums of n gaps that a check may need: their mass (compensated; or n pu
+ * when every mass is pu, pu > 0), and with `moments` >= 1 and 2 sum p d and
+ * sum p d^2, added to *s1 and *s2. */
+static double window_sums(const drpo_pair *a, size_t n, double pu, int moments, double *s1,
+                          double *s2)
+{
+    double m1 = 0.0, m2 = 0.0;
+    if (moments >= 1)
+        for (size_t j = 0; j < n; j++) {
+            double pd = a[j].p * a[j].d;
+            m1 += pd;
+            m2 += moments >= 2 ? pd * a[j].d : 0.0;
+        }
+    *s1 += m1;
+    *s2 += m2;
+    if (pu > 0.0)
+        return (double)n * pu;
+    drpo_ksum mass = {0.0, 0.0};
+    for (size_t j = 0; j < n; j++)
+        drpo__ksum_add(&mass, a[j].p);
+    return drpo__ksum_value(&mass);
+}
+
 /* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
  * the rest summarised. */
 static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo_window *w)
 {
     fill_sums f = fill_pass(pb, lo, hi, moments);
+    const fill_chain *c = &f.c[0];
     double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
     double next = INFINITY;
     for (int l = 0; l < 4; l++)
-        next = f.next[l] < next ? f.next[l] : next;
+        next = c->next[l] < next ? c->next[l] : next;
     w->win = pb->pairs;
     w->n = f.k;
+    w->win_s1 = w->win_s2 = 0.0; /* (only chi-square's check reads them) */
+    double win_mass = window_sums(pb->pairs, f.k, pb->uniform ? pb->pu : 0.0,
+                                  moments >= 2 ? 2 : 0, &w->win_s1, &w->win_s2);
     if (pb->uniform) { /* exact counts */
-        double below = 0.0, inside = 0.0;
-        for (int l = 0; l < 4; l++) {
-            below += (double)f.count[0][l];
-            inside += (double)f.count[1][l];
-        }
+        double below = 0.0;
+        for (int l = 0; l < 4; l++)
+            below += (double)c->below[l];
         w->below_mass = below * scale;
-        w->win_mass = inside * scale;
-        w->above_mass = ((double)pb->m - below - inside) * scale;
+        w->win_mass = win_mass;
+        w->above_mass = ((double)pb->m - below - (double)f.k) * scale;
     } else {
         w->below_mass = drpo__v4_ksum_total(f.mass_s[0], f.mass_c[0]);
-        w->win_mass = drpo__v4_ksum_total(f.mass_s[1], f.mass_c[1]);
-        w->above_mass = drpo__v4_ksum_total(f.mass_s[2], f.mass_c[2]);
+        w->win_mass = win_mass;
+        w->above_mass = drpo__v4_ksum_total(f.mass_s[1], f.mass_c[1]);
     }
-    w->below_s1 = drpo__v4_hsum(f.s1[0]) * scale;
-    w->below_s2 = drpo__v4_hsum(f.s2[0]) * scale;
-    w->win_s1 = drpo__v4_hsum(f.s1[1]) * scale;
-    w->win_s2 = drpo__v4_hsum(f.s2[1]) * scale;
+    w->below_s1 = drpo__v4_hsum(c->s1) * scale;
+    w->below_s2 = drpo__v4_hsum(c->s2) * scale;
     w->next = next;
     w->lo = lo;
     w->hi = hi;
@@ -248,9 +294,19 @@ static void swap(drpo_pair *a, drpo_pair *b)
     *b = t;
 }
 
+/* a + b, rounded once more than the compensated sum would be: masses. */
+static double add_mass(double a, double b)
+{
+    drpo_ksum k = {a, 0.0};
+    drpo__ksum_add(&k, b);
+    return drpo__ksum_value(&k);
+}
+
 /* Narrow a window in place to [lo, hi): three-way partition of its pairs,
- * the parts outside folded into the sums. */
-static void narrow(const drpo_window *w, double lo, double hi, drpo_window *out)
+ * the parts outside folded into the sums the rule's check needs (pu > 0:
+ * every mass is pu). */
+static void narrow(const drpo_window *w, double lo, double hi, double pu, int moments,
+                   drpo_window *out)
 {
     drpo_pair *a = (drpo_pair *)w->win;
     size_t i = 0, first = 0, last = w->n; /* [0, first) below, [last, n) above */
@@ -262,31 +318,20 @@ static void narrow(const drpo_window *w, double lo, double hi, drpo_window *out)
         else
             i++;
     }
-    drpo_ksum bm = {0.0, 0.0}, mm = {0.0, 0.0}, am = {0.0, 0.0};
-    double b1 = 0.0, b2 = 0.0, m1 = 0.0, m2 = 0.0, next = w->next;
-    for (size_t j = 0; j < first; j++) {
-        drpo__ksum_add(&bm, a[j].p);
-        b1 += a[j].p * a[j].d;
-        b2 += a[j].p * a[j].d * a[j].d;
-    }
-    for (size_t j = first; j < last; j++) {
-        drpo__ksum_add(&mm, a[j].p);
-        m1 += a[j].p * a[j].d;
-        m2 += a[j].p * a[j].d * a[j].d;
-    }
-    for (size_t j = last; j < w->n; j++) {
-        drpo__ksum_add(&am, a[j].p);
+    double b1 = 0.0, b2 = 0.0, m1 = 0.0, m2 = 0.0, none = 0.0, next = w->next;
+    double below = window_sums(a, first, pu, moments, &b1, &b2);
+    double inside = window_sums(a + first, last - first, pu, moments >= 2 ? 2 : 0, &m1, &m2);
+    double above = window_sums(a + last, w->n - last, pu, 0, &none, &none);
+    for (size_t j = last; moments >= 2 && j < w->n; j++)
         next = a[j].d < next ? a[j].d : next;
-    }
     *out = *w;
-    add_below(out, &bm, b1, b2);
-    drpo_ksum ab = {w->above_mass, 0.0};
-    drpo__ksum_add(&ab, am.s);
-    drpo__ksum_add(&ab, am.c);
-    out->above_mass = drpo__ksum_value(&ab);
+    out->below_mass = add_mass(w->below_mass, below);
+    out->below_s1 += b1;
+    out->below_s2 += b2;
+    out->above_mass = add_mass(w->above_mass, above);
     out->win = a + first;
     out->n = last - first;
-    out->win_mass = drpo__ksum_value(&mm);
+    out->win_mass = inside;
     out->win_s1 = m1;
     out->win_s2 = m2;
     out->next = next;
@@ -336,7 +381,7 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         b = b < w->hi ? b : w->hi;
         if (isinf(a) && isinf(b))
             break;
-        narrow(w, a, b, &narrower);
+        narrow(w, a, b, pb->uniform ? pb->pu : 0.0, rule->moments, &narrower);
         if (rule->check(&narrower, rule->ctx) != 0 || narrower.n >= w->n)
             break; /* the sample missed: keep what there is */
         *w = narrower;
