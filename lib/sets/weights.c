@@ -11,38 +11,59 @@
 
 #include <math.h>
 
+/* The running statistics of the pass, four lanes each. */
 typedef struct q_acc {
     drpo_v4d sum_s, sum_c, sum2, max, support, cmax, div;
-    int stream; /* the output bypasses the cache (vec.h) */
 } q_acc;
 
-/* The unnormalised coefficient c(d) of four gaps. */
-DRPO__INLINE drpo_v4d coefficient(drpo_v4d d, const drpo_qrule *r, int kind)
+/* Four weights' share of the statistics. */
+typedef struct q_part {
+    drpo_v4d q, sq, support, ratio, div;
+} q_part;
+
+/* A rule's numbers as vectors, made once per pass (built inside the loop,
+ * GCC re-splats them from scalars at every step). */
+typedef struct q_shape {
+    drpo_v4d t, neg_t, lambda, c_top, c_below, c_at, c_above, scale;
+    const double *w;
+} q_shape;
+
+static inline q_shape shape_of(const drpo_qrule *r)
 {
-    const drpo_v4d zero = drpo__v4_set1(0.0), t = drpo__v4_set1(r->t);
+    q_shape v = {drpo__v4_set1(r->t),       drpo__v4_set1(-r->t),      drpo__v4_set1(r->lambda),
+                 drpo__v4_set1(r->c_top),   drpo__v4_set1(r->c_below), drpo__v4_set1(r->c_at),
+                 drpo__v4_set1(r->c_above), drpo__v4_set1(r->scale),   r->w};
+    return v;
+}
+
+/* The unnormalised coefficient c(d) of four gaps. */
+DRPO__INLINE drpo_v4d coefficient(drpo_v4d d, const q_shape *r, int kind)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0), t = r->t;
     if (kind == DRPO__Q_STEP) {
-        drpo_v4d c = drpo__v4_select(d == t, drpo__v4_set1(r->c_at), drpo__v4_set1(r->c_above));
-        c = drpo__v4_select(d < t, drpo__v4_set1(r->c_below), c);
-        return drpo__v4_select(d == zero, drpo__v4_set1(r->c_top), c);
+        drpo_v4d c = drpo__v4_select(d == t, r->c_at, r->c_above);
+        c = drpo__v4_select(d < t, r->c_below, c);
+        return drpo__v4_select(d == zero, r->c_top, c);
     }
     if (kind == DRPO__Q_RAMP) {
         drpo_v4d x = t - d;
         return drpo__v4_select(x > zero, x, zero);
     }
     if (kind == DRPO__Q_RAMP_DIV) { /* 1 + (t - d) / lambda: no overflow at any lambda */
-        drpo_v4d x = drpo__v4_set1(1.0) + (t - d) / drpo__v4_set1(r->lambda);
+        drpo_v4d x = drpo__v4_set1(1.0) + (t - d) / r->lambda;
         return drpo__v4_select(x > zero, x, zero);
     }
     if (kind == DRPO__Q_EXP_PRECISE) /* as kl.c sums Z near u = 0 */
-        return 1.0 + drpo__v4_expm1_small(drpo__v4_set1(-r->t) * d);
-    return drpo__v4_exp_nonpos(drpo__v4_set1(-r->t) * d);
+        return 1.0 + drpo__v4_expm1_small(r->neg_t * d);
+    return drpo__v4_exp_nonpos(r->neg_t * d);
 }
 
-/* Four weights: written (the lanes in `real`) and accumulated. */
-DRPO__INLINE void q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const drpo_qrule *r, int kind,
-                          size_t j, double *out, drpo_v4d *block, q_acc *a)
+/* Four weights: written (the lanes in `real`), and their share of the
+ * statistics. */
+DRPO__INLINE q_part q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const q_shape *r, int kind,
+                            int divergence, size_t j, double *out, int stream)
 {
-    const drpo_v4d zero = drpo__v4_set1(0.0), scale = drpo__v4_set1(r->scale);
+    const drpo_v4d zero = drpo__v4_set1(0.0), scale = r->scale;
     drpo_v4d c = kind == DRPO__Q_STORED ? zero : coefficient(d, r, kind), q;
     if (kind != DRPO__Q_STORED) {
         q = (p * c) * scale;
@@ -56,53 +77,78 @@ DRPO__INLINE void q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const drpo_qrul
     }
     out += j;
     if (real[3])
-        drpo__v4_store_out(out, q, a->stream);
+        drpo__v4_store_out(out, q, stream);
     else
         for (int l = 0; l < 4 && real[l]; l++)
             out[l] = q[l];
-    *block += q;
-    a->sum2 += q * q;
-    a->max = drpo__v4_select(q > a->max, q, a->max);
-    a->support += drpo__v4_ones(q > zero);
+    q_part x = {q, q * q, drpo__v4_ones(q > zero), zero, zero};
     drpo_v4d cn = c * scale; /* q / p */
-    switch (r->divergence) {
-    case DRPO__DIV_MAX_RATIO: a->cmax = drpo__v4_select((q > zero) & (cn > a->cmax), cn, a->cmax); break;
-    case DRPO__DIV_ABS: a->div += (drpo_v4d)(~(drpo_v4i)drpo__v4_set1(-0.0) & (drpo_v4i)(q - p)); break;
+    switch (divergence) {
+    case DRPO__DIV_MAX_RATIO: x.ratio = drpo__v4_select(q > zero, cn, zero); break;
+    case DRPO__DIV_ABS: x.div = (drpo_v4d)(~(drpo_v4i)drpo__v4_set1(-0.0) & (drpo_v4i)(q - p)); break;
     case DRPO__DIV_CHI2: { /* (p e) e: p e^2 may overflow where the product does not;
                               padded lanes (p = 0) must not make 0 * inf */
         drpo_v4d e = cn - drpo__v4_set1(1.0);
-        a->div += drpo__v4_select(real, (p * e) * e, zero);
+        x.div = drpo__v4_select(real, (p * e) * e, zero);
         break;
     }
     default: break;
     }
+    return x;
 }
 
-DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *r, double *out, int kind,
-                                int uniform)
+DRPO__INLINE drpo_v4d vmax(drpo_v4d a, drpo_v4d b) { return drpo__v4_select(b > a, b, a); }
+
+/* Two groups' shares into the running statistics: combined first, so each
+ * running value waits on one operation per eight weights. */
+DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y)
+{
+    *block += x.q + y.q;
+    a->sum2 += x.sq + y.sq;
+    a->max = vmax(a->max, vmax(x.q, y.q));
+    a->support += x.support + y.support;
+    a->cmax = vmax(a->cmax, vmax(x.ratio, y.ratio));
+    a->div += x.div + y.div;
+}
+
+DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, double *out,
+                                int kind, int divergence, int uniform)
 {
     const double *x = pb->x, *pp = pb->p;
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
     const drpo_v4i all = zero == zero;
+    const q_shape r = shape_of(rule);
+    const int stream = drpo__stream_output(out, pb->m);
+    const q_part none = {zero, zero, zero, zero, zero};
     size_t m = pb->m, j = 0;
-    q_acc a = {zero, zero, zero, zero, zero, zero, zero, drpo__stream_output(out, m)};
+    q_acc a = {zero, zero, zero, zero, zero, zero, zero};
     while (j < m) { /* blocks of 256, the sums compensated across blocks */
         drpo_v4d block = zero;
         size_t end = j + 256 < m ? j + 256 : m;
-        for (; j + 4 <= end; j += 4) {
-            drpo_v4d d = top - drpo__v4_load(x + j) * down;
-            q_lanes(d, uniform ? pu : drpo__v4_load(pp + j), all, r, kind, j, out, &block, &a);
+        for (; j + 8 <= end; j += 8) {
+            drpo_v4d d0 = top - drpo__v4_load(x + j) * down;
+            drpo_v4d d1 = top - drpo__v4_load(x + j + 4) * down;
+            q_part x0 = q_lanes(d0, uniform ? pu : drpo__v4_load(pp + j), all, &r, kind,
+                                divergence, j, out, stream);
+            q_part x1 = q_lanes(d1, uniform ? pu : drpo__v4_load(pp + j + 4), all, &r, kind,
+                                divergence, j + 4, out, stream);
+            acc_add(&a, &block, x0, x1);
         }
-        if (j < end) { /* the last m mod 4: padded lanes have no mass and a zero gap */
+        for (; j < end; j += 4) { /* a group of four, then a padded one (no mass, gap 0) */
             drpo_v4d d, p;
-            drpo_v4i real = drpo__v4_tail(pb, j, end, &d, &p);
-            q_lanes(d, p, real, r, kind, j, out, &block, &a);
-            j = end;
+            drpo_v4i real = all;
+            if (j + 4 <= end) {
+                d = top - drpo__v4_load(x + j) * down;
+                p = uniform ? pu : drpo__v4_load(pp + j);
+            } else {
+                real = drpo__v4_tail(pb, j, end, &d, &p);
+            }
+            acc_add(&a, &block, q_lanes(d, p, real, &r, kind, divergence, j, out, stream), none);
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
     }
-    drpo__v4_stream_end(a.stream);
+    drpo__v4_stream_end(stream);
     drpo_qstats s;
     s.excess = 0.0;
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
@@ -223,20 +269,37 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
     return s;
 }
 
-#define Q_KERNEL(name, kind, uniform)                                                         \
+/* Instances by shape, divergence and base (uniform or weighted).  A ramp
+ * always measures the chi-square divergence and the KL shapes none (the
+ * solver does); a step (over a weighted base: a uniform one is counted
+ * above) any of the four. */
+#define Q_KERNEL(name, kind, divergence, uniform)                                             \
     DRPO__KERNEL_DISPATCH(drpo_qstats, name,                                                  \
                           (const drpo_problem *pb, const drpo_qrule *r, double *out),         \
-                          (pb, r, out), q_body(pb, r, out, kind, uniform))
-Q_KERNEL(q_step_w, DRPO__Q_STEP, 0)
-Q_KERNEL(q_ramp_u, DRPO__Q_RAMP, 1)
-Q_KERNEL(q_ramp_w, DRPO__Q_RAMP, 0)
-Q_KERNEL(q_ramp_div_u, DRPO__Q_RAMP_DIV, 1)
-Q_KERNEL(q_ramp_div_w, DRPO__Q_RAMP_DIV, 0)
-Q_KERNEL(q_exp_u, DRPO__Q_EXP, 1)
-Q_KERNEL(q_exp_w, DRPO__Q_EXP, 0)
-Q_KERNEL(q_exp_precise_u, DRPO__Q_EXP_PRECISE, 1)
-Q_KERNEL(q_exp_precise_w, DRPO__Q_EXP_PRECISE, 0)
-Q_KERNEL(q_stored, DRPO__Q_STORED, 1)
+                          (pb, r, out), q_body(pb, r, out, kind, divergence, uniform))
+Q_KERNEL(q_step_w_none, DRPO__Q_STEP, DRPO__DIV_NONE, 0)
+Q_KERNEL(q_step_w_ratio, DRPO__Q_STEP, DRPO__DIV_MAX_RATIO, 0)
+Q_KERNEL(q_step_w_abs, DRPO__Q_STEP, DRPO__DIV_ABS, 0)
+Q_KERNEL(q_step_w_chi2, DRPO__Q_STEP, DRPO__DIV_CHI2, 0)
+Q_KERNEL(q_ramp_u, DRPO__Q_RAMP, DRPO__DIV_CHI2, 1)
+Q_KERNEL(q_ramp_w, DRPO__Q_RAMP, DRPO__DIV_CHI2, 0)
+Q_KERNEL(q_ramp_div_u, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 1)
+Q_KERNEL(q_ramp_div_w, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 0)
+Q_KERNEL(q_exp_u, DRPO__Q_EXP, DRPO__DIV_NONE, 1)
+Q_KERNEL(q_exp_w, DRPO__Q_EXP, DRPO__DIV_NONE, 0)
+Q_KERNEL(q_exp_precise_u, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 1)
+Q_KERNEL(q_exp_precise_w, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 0)
+Q_KERNEL(q_stored, DRPO__Q_STORED, DRPO__DIV_NONE, 1)
+
+static drpo_qstats q_step_w(const drpo_problem *pb, const drpo_qrule *r, double *out)
+{
+    switch (r->divergence) {
+    case DRPO__DIV_MAX_RATIO: return q_step_w_ratio(pb, r, out);
+    case DRPO__DIV_ABS: return q_step_w_abs(pb, r, out);
+    case DRPO__DIV_CHI2: return q_step_w_chi2(pb, r, out);
+    default: return q_step_w_none(pb, r, out);
+    }
+}
 
 drpo_qstats drpo__q_write(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
