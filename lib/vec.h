@@ -182,21 +182,22 @@ DRPO__INLINE drpo_v4i drpo__v4_tail(const drpo_problem *pb, size_t j, size_t end
     return real;
 }
 
-/* Units j .. j+3 (padded past end) as gaps and masses.  `uniform` (a
- * constant after inlining) says the base is uniform, so the masses are pu and
- * the base array is not read; with `count` as well they are ones, to be
- * scaled by pu afterwards. */
-DRPO__INLINE void drpo__v4_units(const drpo_problem *pb, size_t j, size_t end, int uniform,
-                                 int count, drpo_v4d *d, drpo_v4d *p)
+/* Units j .. j+3 (padded past end) as gaps and masses; returns the lanes
+ * that hold a unit.  `uniform` (a constant after inlining) says the base is
+ * uniform, so the masses are pu and the base array is not read; with
+ * `count` as well they are ones, to be scaled by pu afterwards. */
+DRPO__INLINE drpo_v4i drpo__v4_units(const drpo_problem *pb, size_t j, size_t end, int uniform,
+                                     int count, drpo_v4d *d, drpo_v4d *p)
 {
     const drpo_v4d one = drpo__v4_set1(1.0), mass = count ? one : drpo__v4_set1(pb->pu);
     if (j + 4 <= end) {
         *d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
         *p = uniform ? mass : drpo__v4_load(pb->p + j);
-    } else {
-        drpo_v4i real = drpo__v4_tail(pb, j, end, d, p);
-        *p = uniform ? drpo__v4_select(real, mass, drpo__v4_set1(0.0)) : *p;
+        return (drpo_v4i)(one == one);
     }
+    drpo_v4i real = drpo__v4_tail(pb, j, end, d, p);
+    *p = uniform ? drpo__v4_select(real, mass, drpo__v4_set1(0.0)) : *p;
+    return real;
 }
 
 /* Store four doubles bypassing the cache (two SSE2 non-temporal stores: the

@@ -137,13 +137,7 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
         }
         for (; j < end; j += 4) { /* a group of four, then a padded one (no mass, gap 0) */
             drpo_v4d d, p;
-            drpo_v4i real = all;
-            if (j + 4 <= end) {
-                d = top - drpo__v4_load(x + j) * down;
-                p = uniform ? pu : drpo__v4_load(pp + j);
-            } else {
-                real = drpo__v4_tail(pb, j, end, &d, &p);
-            }
+            drpo_v4i real = drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
             acc_add(&a, &block, q_lanes(d, p, real, &r, kind, divergence, j, out, stream), none);
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);

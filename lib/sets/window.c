@@ -183,13 +183,7 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
         }
         for (; j < end; j += 4) { /* the rest: a group of four, then a padded one */
             drpo_v4d d, p;
-            drpo_v4i real = all;
-            if (j + 4 <= end) {
-                d = top - drpo__v4_load(x + j) * down;
-                p = uniform ? pu : drpo__v4_load(pp + j);
-            } else {
-                real = drpo__v4_tail(pb, j, end, &d, &p);
-            }
+            drpo_v4i real = drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
             drpo_v4i in = fill_lanes(d, p, real, lo, hi, uniform, moments, &c0, &c0.below);
             keep_tail(d, p, in, pairs, &k);
         }
