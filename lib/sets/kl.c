@@ -4,8 +4,13 @@
  * Z = sum w, E = E_q[d]:
  *   KL(q_u || p) = -u E - log Z, increasing in u from 0 to -log p_top;
  *   penalty form: value = lambda log Z = lambda log1p(sum p expm1(-d/lambda));
- *   radius form:  u solves KL(q_u) = rho by safeguarded Newton
- *                 (d KL / du = u Var_q(d)), value = -E_q[d].
+ *   radius form:  u solves KL(q_u) = rho, value = -E_q[d].  Each pass over
+ *                 the gaps measures the cumulants of d under q_u to order 6,
+ *                 so KL near u is known as a polynomial in the step
+ *                 (d log Z / du = -E_q[d], d E_q[d] / du = -Var_q(d)); its
+ *                 root is the next u (Halley's step where it has none), safe-
+ *                 guarded by a bracket.  From a sampled start within a few per
+ *                 cent, the second pass usually meets the tolerance.
  * No exponent is ever positive, so nothing overflows. */
 #include "../internal.h"
 #include "../vec.h"
@@ -23,29 +28,37 @@ typedef struct kl_view {
     const drpo_pair *pairs;
     size_t m;
     double d_max, d_min; /* largest gap; smallest positive gap (< 0: not yet known) */
+    double centre;       /* moments are summed about it: the last E_q[d] known */
 } kl_view;
+
+#define KL_ORDER 6 /* the cumulants each pass measures */
 
 typedef struct kl_eval {
     double log_z; /* log sum p exp(-u d) */
     double z;     /* sum p exp(-u d) (compensated) */
     double mean;  /* E_q[d] */
-    double var;   /* Var_q(d) and the third central moment, for the Halley step */
-    double skew;
+    double var;   /* Var_q(d) */
+    double kappa[KL_ORDER + 1]; /* cumulants of d under q: [1] mean, [2] var, ... */
     int precise;  /* Z near 1: log Z from log1p of an expm1 sum */
     int stored;   /* the weights p exp(-u d) are in the view's store */
+    int moments;  /* kappa holds all KL_ORDER cumulants (else the mean alone) */
 } kl_eval;
 
 typedef struct kl_sums {
-    drpo_v4d z_s, z_c, s1, s2, s3, em1;
+    drpo_v4d z_s, z_c, em1, mom[KL_ORDER];
 } kl_sums;
 
-/* sum w, w d, w d^2, w d^3 with w = p exp(-u d) over the problem; in the
- * precise form (u d <= 0.5) also sum p expm1(-u d), and w = p (1 + expm1). */
-DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double *store, int uniform,
-                             int precise)
+/* sum w and sum w (d - c)^k, k = 1..order (1 or 6), with w = p exp(-u d) over the
+ * problem; in the precise form (u d <= 0.5) also sum p expm1(-u d), and
+ * w = p (1 + expm1). */
+DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double c, double *store,
+                             int uniform, int precise, int order)
 {
-    const drpo_v4d nu = drpo__v4_set1(-u), zero = drpo__v4_set1(0.0);
-    kl_sums s = {zero, zero, zero, zero, zero, zero};
+    const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c), zero = drpo__v4_set1(0.0);
+    kl_sums s;
+    s.z_s = s.z_c = s.em1 = zero;
+    for (int k = 0; k < KL_ORDER; k++)
+        s.mom[k] = zero;
     size_t m = pb->m, j = 0;
     while (j < m) { /* blocks of 256, Z compensated across blocks */
         drpo_v4d block = zero;
@@ -65,35 +78,83 @@ DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double *store, in
             else if (store)
                 for (size_t l = 0; j + l < end; l++)
                     store[j + l] = w[l];
-            drpo_v4d wd = w * d;
             block += w;
-            s.s1 += wd;
-            s.s2 += wd * d;
-            s.s3 += (wd * d) * d;
+            /* w x^k: w x and w x^2 times powers of x^2, a short chain */
+            drpo_v4d x = d - vc, wx = w * x;
+            s.mom[0] += wx;
+            if (order >= KL_ORDER) {
+                drpo_v4d x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;
+                s.mom[1] += wx2;
+                s.mom[2] += wx3;
+                s.mom[3] += wx4;
+                s.mom[4] += wx3 * x2;
+                s.mom[5] += wx4 * x2;
+            }
         }
         drpo__v4_ksum_add(&s.z_s, &s.z_c, block);
     }
     return s;
 }
 
-#define KL_KERNEL(name, uniform, precise)                                                    \
-    DRPO__KERNEL_DISPATCH(kl_sums, name, (const drpo_problem *pb, double u, double *store),   \
-                          (pb, u, store), kl_body(pb, u, store, uniform, precise))
-KL_KERNEL(kl_uniform, 1, 0)
-KL_KERNEL(kl_weighted, 0, 0)
-KL_KERNEL(kl_uniform_precise, 1, 1)
-KL_KERNEL(kl_weighted_precise, 0, 1)
+/* Instances by base, form of the sum (precise: Z near 1) and moments: the
+ * radius form's Newton needs all six, the penalty form the mean alone. */
+#define KL_KERNEL(name, uniform, precise, order)                                              \
+    DRPO__KERNEL_DISPATCH(kl_sums, name,                                                      \
+                          (const drpo_problem *pb, double u, double c, double *store),        \
+                          (pb, u, c, store), kl_body(pb, u, c, store, uniform, precise, order))
+KL_KERNEL(kl_uniform, 1, 0, KL_ORDER)
+KL_KERNEL(kl_weighted, 0, 0, KL_ORDER)
+KL_KERNEL(kl_uniform_precise, 1, 1, KL_ORDER)
+KL_KERNEL(kl_weighted_precise, 0, 1, KL_ORDER)
+KL_KERNEL(kl_uniform_mean, 1, 0, 1)
+KL_KERNEL(kl_weighted_mean, 0, 0, 1)
+KL_KERNEL(kl_uniform_precise_mean, 1, 1, 1)
+KL_KERNEL(kl_weighted_precise_mean, 0, 1, 1)
 
-/* One pass at inverse temperature u; with `store`, the weights are kept in
- * the view's store for the last pass. */
-static kl_eval kl_evaluate(const kl_view *v, double u, int store)
+typedef kl_sums (*kl_kernel)(const drpo_problem *pb, double u, double c, double *store);
+
+/* The cumulants to order 6 from the moments a[k] = E_q[(d - c)^k] about c
+ * (a[1] = mean - c): central moments by the binomial sums, then the
+ * moment-cumulant relations. */
+static void cumulants(double c, const double a[KL_ORDER + 1], double kappa[KL_ORDER + 1])
 {
-    double z = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, em1 = 0.0;
+    double delta = a[1], mu[KL_ORDER + 1];
+    for (int k = 0; k <= KL_ORDER; k++) { /* mu_k = sum_j C(k, j) a_j (-delta)^(k-j) */
+        double sum = 0.0, binom = 1.0;
+        for (int j = 0; j <= k; j++) {
+            double pw = 1.0;
+            for (int i = 0; i < k - j; i++)
+                pw *= -delta;
+            sum += binom * (j == 0 ? 1.0 : a[j]) * pw;
+            binom = binom * (k - j) / (j + 1);
+        }
+        mu[k] = sum;
+    }
+    mu[1] = 0.0;
+    kappa[0] = 0.0;
+    kappa[1] = c + delta;
+    kappa[2] = mu[2] > 0.0 ? mu[2] : 0.0;
+    kappa[3] = mu[3];
+    kappa[4] = mu[4] - 3.0 * mu[2] * mu[2];
+    kappa[5] = mu[5] - 10.0 * mu[3] * mu[2];
+    kappa[6] = mu[6] - 15.0 * mu[4] * mu[2] - 10.0 * mu[3] * mu[3] + 30.0 * mu[2] * mu[2] * mu[2];
+}
+
+/* One pass at inverse temperature u.  `last`: the pass is likely the
+ * solve's last, so its weights are kept in the view's store for the weights
+ * pass and, over the problem, it sums the mean alone (a sample always gets
+ * every moment: it is small). */
+static kl_eval kl_evaluate(const kl_view *v, double u, int last)
+{
+    const int store = last;
+    double z = 0.0, em1 = 0.0, mom[KL_ORDER + 1] = {0.0};
+    const double c = v->centre;
     kl_eval e;
     e.precise = u * v->d_max < 0.5; /* Z near 1: log1p of an expm1 sum keeps log Z exact */
     e.stored = store && v->pb && v->store;
     double *to = e.stored ? v->store : NULL;
     const drpo_problem *pb = v->pb;
+    e.moments = 1;
     if (!pb) { /* a sample of pairs */
         drpo_bsum zb = {{0.0, 0.0}, 0.0, 0};
         for (size_t j = 0; j < v->m; j++) {
@@ -103,26 +164,28 @@ static kl_eval kl_evaluate(const kl_view *v, double u, int store)
                                   : pj * drpo__v4_exp_nonpos(drpo__v4_set1(-u * dj))[0];
             em1 += pj * e1;
             drpo__bsum_add(&zb, wj);
-            s1 += wj * dj;
-            s2 += wj * dj * dj;
-            s3 += wj * dj * dj * dj;
+            for (int k = 1; k <= KL_ORDER; k++)
+                mom[k] += (wj *= dj - c);
         }
         z = drpo__bsum_value(&zb);
     } else {
-        kl_sums s = e.precise ? (pb->uniform ? kl_uniform_precise(pb, u, to)
-                                             : kl_weighted_precise(pb, u, to))
-                              : (pb->uniform ? kl_uniform(pb, u, to) : kl_weighted(pb, u, to));
+        static const kl_kernel kernel[2][2][2] = { /* [all moments][precise][uniform] */
+            {{kl_weighted_mean, kl_uniform_mean}, {kl_weighted_precise_mean, kl_uniform_precise_mean}},
+            {{kl_weighted, kl_uniform}, {kl_weighted_precise, kl_uniform_precise}}};
+        e.moments = !last;
+        kl_sums s = kernel[e.moments][e.precise][pb->uniform != 0](pb, u, c, to);
         z = drpo__v4_ksum_total(s.z_s, s.z_c);
-        s1 = drpo__v4_hsum(s.s1);
-        s2 = drpo__v4_hsum(s.s2);
-        s3 = drpo__v4_hsum(s.s3);
         em1 = drpo__v4_hsum(s.em1);
+        for (int k = 1; k <= (e.moments ? KL_ORDER : 1); k++)
+            mom[k] = drpo__v4_hsum(s.mom[k - 1]);
     }
     e.z = z;
     e.log_z = e.precise && z >= 0.5 ? log1p(em1) : log(z);
-    e.mean = s1 / z;
-    e.var = s2 / z - e.mean * e.mean;
-    e.skew = s3 / z - 3.0 * e.mean * (s2 / z) + 2.0 * e.mean * e.mean * e.mean;
+    for (int k = 1; k <= KL_ORDER; k++)
+        mom[k] /= z;
+    cumulants(c, mom, e.kappa);
+    e.mean = e.kappa[1];
+    e.var = e.kappa[2];
     return e;
 }
 
@@ -165,7 +228,7 @@ static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, 0.0};
+    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, 0.0, pb->mean_d};
     kl_eval e = kl_evaluate(&v, u, 1);
     kl_rule(sol, u, &e, &v);
     sol->value = lambda * e.log_z;
@@ -173,11 +236,6 @@ static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
     return DRPO_OK;
 }
 
-/* Safeguarded Newton on KL(q_u || p) = rho over u, from u, until
- * |KL - rho| <= tol.  Returns the
- * iterations, 0 when rho is out of reach of every finite u (the argmax set
- * is then the answer), -1 when it does not converge.  *e is the evaluation
- * at the returned *u; w (m doubles) holds its weights. */
 /* The smallest positive gap, found on the first call (a pass). */
 static double smallest_gap(kl_view *v)
 {
@@ -192,13 +250,54 @@ static double smallest_gap(kl_view *v)
     return v->d_min;
 }
 
+/* The u near u0 where KL, expanded in its cumulants at u0 (to order 6),
+ * equals rho: Newton on the expansion (whose slope is (u0 + h) Var(h),
+ * exactly as for KL itself).  0 when it finds none within u0 / 2. */
+static int model_root(double u0, const kl_eval *e, double rho, double *u)
+{
+    const double *k = e->kappa;
+    double h = 0.0;
+    for (int it = 0; it < 32; it++) {
+        /* with t_j = (-h)^j / j!: log Z = log Z0 + sum_j>=1 k_j t_j,
+         * E = sum_j k_(j+1) t_j, Var = sum_j k_(j+2) t_j */
+        double log_z = e->log_z, mean = 0.0, var = 0.0, t = 1.0;
+        for (int j = 0; j <= KL_ORDER; j++) {
+            log_z += j >= 1 ? k[j] * t : 0.0;
+            mean += j + 1 <= KL_ORDER ? k[j + 1] * t : 0.0;
+            var += j + 2 <= KL_ORDER ? k[j + 2] * t : 0.0;
+            t *= -h / (j + 1);
+        }
+        double g = -(u0 + h) * mean - log_z - rho, slope = (u0 + h) * var;
+        if (!(slope > 0.0))
+            return 0;
+        double step = g / slope;
+        h -= step;
+        if (!(fabs(h) <= 0.5 * u0))
+            return 0;
+        if (fabs(step) <= 1e-15 * u0) {
+            *u = u0 + h;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Solve KL(q_u || p) = rho over u, from u, until |KL - rho| <= tol: each
+ * pass's next u is the root of its cumulant expansion (else Halley's step),
+ * kept inside the bracket the passes have found.  Returns the passes, 0
+ * when rho is out of reach of every finite u (the argmax set is then the
+ * answer), -1 when it does not converge.  *e is the evaluation at the
+ * returned *u. */
 static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *e)
 {
     double u = *u_io, lo = 0.0, hi = INFINITY; /* KL(lo) < rho < KL(hi) */
-    int store = 0; /* keep the weights once the steps say this pass is likely the last */
+    double var = 0.0; /* of the last pass that measured it */
+    int last = 0;     /* the steps say this pass is likely the last */
     for (int it = 1; it <= 400; it++) {
-        *e = kl_evaluate(v, u, store);
+        *e = kl_evaluate(v, u, last);
+        var = e->moments ? e->var : var;
         *u_io = u;
+        v->centre = e->mean;
         double f = kl_of(u, e) - rho;
         if (fabs(f) <= tol)
             return it;
@@ -210,11 +309,16 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
             return 0; /* every weight off the argmax set is below 1e-650 */
         if (!isinf(hi) && hi - lo <= 4.0 * DBL_EPSILON * hi)
             return it;
-        /* Halley: f' = u Var, f'' = Var - u skew; cubic convergence takes
-         * the sampled start to the tolerance in two full passes */
-        double f1 = u * e->var, f2 = e->var - u * e->skew, den = 2.0 * f1 * f1 - f * f2;
-        double next = den > 0.0 ? u - 2.0 * f * f1 / den : u - f / f1;
+        double next;
+        int modelled = e->moments && model_root(u, e, rho, &next);
+        if (!e->moments) { /* (a likely last pass that was not) Newton, the slope as last measured */
+            next = u - f / (u * var);
+        } else if (!modelled) { /* Halley: f' = u Var, f'' = Var - u kappa_3 */
+            double f1 = u * e->var, f2 = e->var - u * e->kappa[3], den = 2.0 * f1 * f1 - f * f2;
+            next = den > 0.0 ? u - 2.0 * f * f1 / den : u - f / f1;
+        }
         if (!(next > lo && next < hi) || !isfinite(next)) {
+            modelled = 0;
             if (isinf(hi))
                 next = u * 64.0;
             else if (lo == 0.0 || hi > 4.0 * lo)
@@ -222,7 +326,9 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
             else
                 next = 0.5 * (lo + hi);
         }
-        store = fabs(next - u) <= 1e-4 * u; /* Halley from here lands within ~1e-12 */
+        /* the expansion's root from within 5 %, or Halley from within 1e-4,
+         * lands within ~1e-12: that pass is likely the last */
+        last = e->moments && fabs(next - u) <= (modelled ? 0.05 : 1e-4) * u;
         u = next;
     }
     return -1;
@@ -231,7 +337,7 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
 /* A starting temperature: from a sample of the gaps when there are many
  * (a Newton solve on 8192 of them lands within a few per cent), else from
  * the small-radius expansion KL ~ u^2 Var_p(d) / 2. */
-static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
+static double kl_start(const drpo_problem *pb, kl_view *full, double rho)
 {
     size_t m = pb->m, s = 8192;
     if (m >= 8 * s) {
@@ -247,11 +353,13 @@ static double kl_start(const drpo_problem *pb, const kl_view *full, double rho)
         }
         for (size_t i = 0; i < s; i++)
             pb->pairs[i].p /= mass;
-        kl_view sv = {NULL, NULL, pb->pairs, s, d_max, d_min};
+        kl_view sv = {NULL, NULL, pb->pairs, s, d_max, d_min, pb->mean_d};
         double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         kl_eval e;
-        if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e) > 0 && u > 0.0 && isfinite(u))
+        if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e) > 0 && u > 0.0 && isfinite(u)) {
+            full->centre = e.mean;
             return u;
+        }
     }
     double var_p = 0.0;
     for (size_t j = 0; j < m; j++) {
@@ -281,12 +389,12 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = pb->p_top < 1.0 && rho == -log(pb->p_top);
         return DRPO_OK;
     }
-    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, -1.0}; /* d_min when needed */
+    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, -1.0, pb->mean_d}; /* d_min: when needed */
     double u = kl_start(pb, &v, rho);
     kl_eval e;
     /* |KL - rho| <= 1e-10 rho keeps q well inside the contract's 1e-9 and
-     * moves the value by lambda times that; quadratic convergence gets there
-     * in three or four passes from the sampled start */
+     * moves the value by lambda times that; from the sampled start the
+     * second pass usually gets there */
     int it = kl_newton(&v, rho, 1e-10 * rho + 1e-15, &u, &e);
     if (it < 0)
         return DRPO_ERR_NUMERICAL;
