@@ -173,6 +173,37 @@ START_TEST(test_heavy_ties)
 }
 END_TEST
 
+/* KL radius at n = 10^5 over several radii: from the sampled start the
+ * root of the cumulant expansion meets the tolerance on the second pass
+ * (Halley's step would take three), and the answer holds (value, q). */
+START_TEST(test_kl_radius_two_passes)
+{
+    enum { N = 100000 };
+    static const double radii[] = {1e-3, 0.01, 0.1, 0.5};
+    tu_rng r;
+    tu_rng_seed(&r, 307);
+    double *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+    tu_random_losses(&r, N, 0, l);
+    tu_uniform_base(N, p);
+    drpo_objective *obj;
+    ck_assert_int_eq(drpo_objective_create(&obj, DRPO_SET_KL), DRPO_OK);
+    for (size_t k = 0; k < sizeof radii / sizeof radii[0]; k++) {
+        double v, it;
+        const char *why = tu_solve_and_check(DRPO_SET_KL, DRPO_PARAM_RADIUS, radii[k], N, l, p, 1,
+                                             q, &v);
+        ck_assert_msg(why == NULL, "KL radius %g: %s", radii[k], why);
+        ck_assert_int_eq(drpo_objective_set(obj, DRPO_PARAM_RADIUS, radii[k]), DRPO_OK);
+        ck_assert_int_eq(drpo_objective_solve(obj, N, l, NULL, q, &v), DRPO_OK);
+        ck_assert_int_eq(drpo_objective_diag(obj, DRPO_DIAG_ITERATIONS, &it), DRPO_OK);
+        ck_assert_msg(it == 2.0, "KL radius %g: %g passes", radii[k], it);
+    }
+    drpo_objective_free(obj);
+    free(l);
+    free(p);
+    free(q);
+}
+END_TEST
+
 static int cmp_desc(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -237,6 +268,7 @@ Suite *suite_extremes(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_heavy_ties);
     tcase_add_test(tc, test_large_n);
+    tcase_add_test(tc, test_kl_radius_two_passes);
     suite_add_tcase(s, tc);
     return s;
 }
