@@ -97,11 +97,56 @@ START_TEST(test_scan_matches_sorted_scan)
 }
 END_TEST
 
+/* Masses c/N (c = 1..3 pairs a unit, N the pairs) whose running sum lands
+ * on the target exactly at a group boundary: the crossing must not depend
+ * on the order the units come in (a data-parallel merge orders them by
+ * rank), though the rounded sums of c/N are then decided by their last
+ * bits.  Sums plain within blocks crossed at either group, by order. */
+START_TEST(test_crossing_ignores_order_at_exact_ties)
+{
+    enum { U = 40 };
+    tu_rng r;
+    tu_rng_seed(&r, 109);
+    drpo_pair a[U], work[U];
+    for (int trial = 0; trial < 200; trial++) {
+        size_t c[U], pairs = 0;
+        for (size_t i = 0; i < U; i++) {
+            c[i] = 1 + tu_below(&r, 3);
+            pairs += c[i];
+        }
+        for (size_t i = 0; i < U; i++)
+            a[i] = (drpo_pair){(double)i, (double)c[i] / (double)pairs};
+        /* a target that the ascending running sum reaches exactly, in
+         * exact arithmetic, at the end of some group */
+        size_t cut = 1 + tu_below(&r, U - 2), below = 0;
+        for (size_t i = 0; i <= cut; i++)
+            below += c[i];
+        double target = (double)below / (double)pairs, first = -1.0;
+        for (int order = 0; order < 30; order++) {
+            memcpy(work, a, sizeof a);
+            for (size_t i = U - 1; i > 0; i--) { /* a random order */
+                size_t j = tu_below(&r, i + 1);
+                drpo_pair t = work[i];
+                work[i] = work[j];
+                work[j] = t;
+            }
+            double g = -1.0;
+            ck_assert(drpo__pairs_crossing(work, U, 0.0, target, 0, &g));
+            if (order == 0)
+                first = g;
+            ck_assert_msg(g == first, "trial %d: target %.17g crossed at %g, first at %g", trial,
+                          target, g, first);
+        }
+    }
+}
+END_TEST
+
 Suite *suite_selection(void)
 {
     Suite *s = suite_create("selection");
     TCase *tc = tcase_create("scans");
     tcase_add_test(tc, test_scan_matches_sorted_scan);
+    tcase_add_test(tc, test_crossing_ignores_order_at_exact_ties);
     suite_add_tcase(s, tc);
     return s;
 }

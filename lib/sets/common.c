@@ -134,21 +134,31 @@ static void sums_add(drpo_scan_sums *s, const drpo_pair *x)
     s->s2 += x->p * x->d * x->d;
 }
 
-/* The sums of a[0, n) added to *s: masses in plain blocks of 256,
- * compensated across blocks (a compensated step per pair would be a long
- * dependency chain). */
+/* The sums of a[0, n) added to *s, the mass compensated at every pair
+ * (two running sums, even and odd pairs, for a shorter dependency chain):
+ * its rounding then hardly depends on the order of the pairs, so that the
+ * same units in another order (a data-parallel merge) cross at the same
+ * group even when a mass lands on the target to the last bits. */
 static void sums_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
 {
-    drpo_bsum m = {{0.0, 0.0}, 0.0, 0};
+    drpo_ksum even = {0.0, 0.0}, odd = {0.0, 0.0};
     double s1 = 0.0, s2 = 0.0;
-    for (size_t j = 0; j < n; j++) {
-        drpo__bsum_add(&m, a[j].p);
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+        drpo__ksum_add(&even, a[j].p);
+        drpo__ksum_add(&odd, a[j + 1].p);
+        s1 += a[j].p * a[j].d + a[j + 1].p * a[j + 1].d;
+        s2 += a[j].p * a[j].d * a[j].d + a[j + 1].p * a[j + 1].d * a[j + 1].d;
+    }
+    if (j < n) {
+        drpo__ksum_add(&even, a[j].p);
         s1 += a[j].p * a[j].d;
         s2 += a[j].p * a[j].d * a[j].d;
     }
-    drpo__ksum_add(&s->mass, m.k.s);
-    drpo__ksum_add(&s->mass, m.k.c);
-    drpo__ksum_add(&s->mass, m.block);
+    drpo__ksum_add(&s->mass, even.s);
+    drpo__ksum_add(&s->mass, odd.s);
+    drpo__ksum_add(&s->mass, even.c);
+    drpo__ksum_add(&s->mass, odd.c);
     s->s1 += s1;
     s->s2 += s2;
 }
@@ -190,8 +200,12 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
                 return 1;
             break; /* (*sums: everything, unless a stop was found further up) */
         }
-        /* pivot: the median of three; three-way partition [before | equal | after] */
-        double x = a[0].d, y = a[n / 2].d, z = a[n - 1].d;
+        /* pivot: the median of three at scattered places (the ends of a part
+         * that a partition left behind are not a fair draw: pivots taken
+         * there ran out the depth budget); three-way partition
+         * [before | equal | after] */
+        uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
+        double x = a[(h >> 20) % n].d, y = a[(h >> 30) % n].d, z = a[(h >> 40) % n].d;
         double pivot = (x < y) == (y < z) ? y : (y < x) == (x < z) ? x : z;
         size_t lt = 0, i = 0, gt = n;
         while (i < gt) {
