@@ -281,13 +281,6 @@ static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo
     w->hi = hi;
 }
 
-static void swap(drpo_pair *a, drpo_pair *b)
-{
-    drpo_pair t = *a;
-    *a = *b;
-    *b = t;
-}
-
 /* a + b, rounded once more than the compensated sum would be: masses. */
 static double add_mass(double a, double b)
 {
@@ -296,41 +289,96 @@ static double add_mass(double a, double b)
     return drpo__ksum_value(&k);
 }
 
-/* Narrow a window in place to [lo, hi): three-way partition of its pairs,
- * the parts outside folded into the sums the rule's check needs (pu > 0:
- * every mass is pu). */
-static void narrow(const drpo_window *w, double lo, double hi, double pu, int moments,
-                   drpo_window *out)
+/* A window's pairs summarised against [lo, hi), four lanes each: every
+ * sum any rule's check reads (the cheap ones cost less than choosing). */
+typedef struct narrow_acc {
+    drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated across blocks */
+    drpo_v4d s1[2], s2[2];         /* below, inside */
+    drpo_v4d next;
+} narrow_acc;
+
+DRPO__INLINE narrow_acc narrow_body(const drpo_pair *a, size_t n, double lo, double hi)
 {
-    drpo_pair *a = (drpo_pair *)w->win;
-    size_t i = 0, first = 0, last = w->n; /* [0, first) below, [last, n) above */
-    while (i < last) {
-        if (a[i].d < lo)
-            swap(&a[i++], &a[first++]);
-        else if (a[i].d >= hi)
-            swap(&a[i], &a[--last]);
-        else
-            i++;
+    const drpo_v4d zero = drpo__v4_set1(0.0), vlo = drpo__v4_set1(lo), vhi = drpo__v4_set1(hi);
+    narrow_acc r;
+    for (int k = 0; k < 3; k++)
+        r.mass_s[k] = r.mass_c[k] = zero;
+    r.s1[0] = r.s1[1] = r.s2[0] = r.s2[1] = zero;
+    r.next = drpo__v4_set1(INFINITY);
+    size_t j = 0;
+    while (j < n) { /* blocks of 256 pairs */
+        size_t end = j + 256 < n ? j + 256 : n;
+        drpo_v4d blk[3] = {zero, zero, zero};
+        for (; j < end; j += 4) {
+            drpo_v4d d, p;
+            if (j + 4 <= end) { /* four pairs: gaps and masses apart */
+                drpo_v4d u = drpo__v4_load(&a[j].d), v = drpo__v4_load(&a[j + 2].d);
+                d = __builtin_shufflevector(u, v, 0, 2, 4, 6);
+                p = __builtin_shufflevector(u, v, 1, 3, 5, 7);
+            } else { /* the last ones; padded lanes have no mass and a gap inside */
+                d = drpo__v4_set1(lo);
+                p = zero;
+                for (size_t l = 0; j + l < end; l++) {
+                    d[l] = a[j + l].d;
+                    p[l] = a[j + l].p;
+                }
+            }
+            drpo_v4i below = d < vlo, above = d >= vhi, inside = ~(below | above);
+            drpo_v4d pd = p * d, pdd = pd * d;
+            blk[0] += drpo__v4_select(below, p, zero);
+            blk[1] += drpo__v4_select(inside, p, zero);
+            blk[2] += drpo__v4_select(above, p, zero);
+            r.s1[0] += drpo__v4_select(below, pd, zero);
+            r.s2[0] += drpo__v4_select(below, pdd, zero);
+            r.s1[1] += drpo__v4_select(inside, pd, zero);
+            r.s2[1] += drpo__v4_select(inside, pdd, zero);
+            drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
+            r.next = drpo__v4_select(cand < r.next, cand, r.next);
+        }
+        for (int k = 0; k < 3; k++)
+            drpo__v4_ksum_add(&r.mass_s[k], &r.mass_c[k], blk[k]);
     }
-    double b1 = 0.0, b2 = 0.0, m1 = 0.0, m2 = 0.0, none = 0.0, next = w->next;
-    double below = window_sums(a, first, pu, moments, &b1, &b2);
-    double inside = window_sums(a + first, last - first, pu, moments >= 2 ? 2 : 0, &m1, &m2);
-    double above = window_sums(a + last, w->n - last, pu, 0, &none, &none);
-    for (size_t j = last; moments >= 2 && j < w->n; j++)
-        next = a[j].d < next ? a[j].d : next;
+    return r;
+}
+
+DRPO__KERNEL_DISPATCH(narrow_acc, narrow_pass, (const drpo_pair *a, size_t n, double lo, double hi),
+                      (a, n, lo, hi), narrow_body(a, n, lo, hi))
+
+/* The sums of a window narrowed to [lo, hi), its pairs left in place: the
+ * parts outside folded into the sums below and above. */
+static void narrow_sums(const drpo_window *w, double lo, double hi, drpo_window *out)
+{
+    narrow_acc r = narrow_pass(w->win, w->n, lo, hi);
+    double mass[3], next = w->next;
+    for (int k = 0; k < 3; k++)
+        mass[k] = drpo__v4_ksum_total(r.mass_s[k], r.mass_c[k]);
+    for (int l = 0; l < 4; l++)
+        next = r.next[l] < next ? r.next[l] : next;
     *out = *w;
-    out->below_mass = add_mass(w->below_mass, below);
-    out->below_s1 += b1;
-    out->below_s2 += b2;
-    out->above_mass = add_mass(w->above_mass, above);
-    out->win = a + first;
-    out->n = last - first;
-    out->win_mass = inside;
-    out->win_s1 = m1;
-    out->win_s2 = m2;
+    out->below_mass = add_mass(w->below_mass, mass[0]);
+    out->below_s1 += drpo__v4_hsum(r.s1[0]);
+    out->below_s2 += drpo__v4_hsum(r.s2[0]);
+    out->above_mass = add_mass(w->above_mass, mass[2]);
+    out->win_mass = mass[1];
+    out->win_s1 = drpo__v4_hsum(r.s1[1]);
+    out->win_s2 = drpo__v4_hsum(r.s2[1]);
     out->next = next;
     out->lo = lo;
     out->hi = hi;
+}
+
+/* Keep the window's pairs in [lo, hi), in order, at its front (no branch:
+ * every pair is written, the count advances when it is kept). */
+static void narrow_pairs(drpo_window *w, double lo, double hi)
+{
+    drpo_pair *a = (drpo_pair *)w->win;
+    size_t k = 0;
+    for (size_t j = 0; j < w->n; j++) {
+        drpo_pair x = a[j];
+        a[k] = x;
+        k += (size_t)((x.d >= lo) & (x.d < hi));
+    }
+    w->n = k;
 }
 
 int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w)
@@ -375,10 +423,15 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         b = b < w->hi ? b : w->hi;
         if (isinf(a) && isinf(b))
             break;
-        narrow(w, a, b, pb->uniform ? pb->pu : 0.0, rule->moments, &narrower);
-        if (rule->check(&narrower, rule->ctx) != 0 || narrower.n >= w->n)
+        narrow_sums(w, a, b, &narrower);
+        if (rule->check(&narrower, rule->ctx) != 0)
             break; /* the sample missed: keep what there is */
+        size_t before = w->n;
+        narrow_pairs(w, a, b);
+        narrower.n = w->n;
         *w = narrower;
+        if (w->n >= before)
+            break; /* (nothing left out: no progress) */
     }
     return passes;
 }
