@@ -224,28 +224,63 @@ static fill_sums fill_pass(const drpo_problem *pb, double lo, double hi, int mom
     return kernel[pb->uniform != 0][moments](pb, lo, hi);
 }
 
-/* Sums of n gaps that a check may need: their mass (compensated; or n pu
- * when every mass is pu, pu > 0), and with `moments` >= 1 and 2 sum p d and
- * sum p d^2, added to *s1 and *s2. */
-static double window_sums(const drpo_pair *a, size_t n, double pu, int moments, double *s1,
-                          double *s2)
+/* Pairs split by [lo, hi) and summarised, four lanes each: every sum any
+ * rule's check reads (the cheap ones cost less than choosing).  Narrowing
+ * splits a window; the window pass sums its copy (everything inside). */
+typedef struct split_acc {
+    drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated across blocks */
+    drpo_v4d s1[2], s2[2];         /* below, inside */
+    drpo_v4d next;
+} split_acc;
+
+DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, double hi)
 {
-    double m1 = 0.0, m2 = 0.0;
-    if (moments >= 1)
-        for (size_t j = 0; j < n; j++) {
-            double pd = a[j].p * a[j].d;
-            m1 += pd;
-            m2 += moments >= 2 ? pd * a[j].d : 0.0;
+    const drpo_v4d zero = drpo__v4_set1(0.0), vlo = drpo__v4_set1(lo), vhi = drpo__v4_set1(hi);
+    split_acc r;
+    for (int k = 0; k < 3; k++)
+        r.mass_s[k] = r.mass_c[k] = zero;
+    r.s1[0] = r.s1[1] = r.s2[0] = r.s2[1] = zero;
+    r.next = drpo__v4_set1(INFINITY);
+    size_t j = 0;
+    while (j < n) { /* blocks of 256 pairs */
+        size_t end = j + 256 < n ? j + 256 : n;
+        drpo_v4d blk[3] = {zero, zero, zero};
+        for (; j < end; j += 4) {
+            drpo_v4d d, p;
+            drpo_v4i real = (drpo_v4i)(zero == zero);
+            if (j + 4 <= end) { /* four pairs: gaps and masses apart */
+                drpo_v4d u = drpo__v4_load(&a[j].d), v = drpo__v4_load(&a[j + 2].d);
+                d = __builtin_shufflevector(u, v, 0, 2, 4, 6);
+                p = __builtin_shufflevector(u, v, 1, 3, 5, 7);
+            } else { /* the last ones; padded lanes: no mass, gap 0, in no part */
+                d = p = zero;
+                for (size_t l = 0; l < 4; l++) {
+                    d[l] = j + l < end ? a[j + l].d : 0.0;
+                    p[l] = j + l < end ? a[j + l].p : 0.0;
+                    real[l] = j + l < end ? -1 : 0;
+                }
+            }
+            drpo_v4i below = real & (d < vlo), above = real & (d >= vhi);
+            drpo_v4i inside = real & ~(below | above);
+            drpo_v4d pd = p * d, pdd = pd * d;
+            blk[0] += drpo__v4_select(below, p, zero);
+            blk[1] += drpo__v4_select(inside, p, zero);
+            blk[2] += drpo__v4_select(above, p, zero);
+            r.s1[0] += drpo__v4_select(below, pd, zero);
+            r.s2[0] += drpo__v4_select(below, pdd, zero);
+            r.s1[1] += drpo__v4_select(inside, pd, zero);
+            r.s2[1] += drpo__v4_select(inside, pdd, zero);
+            drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
+            r.next = drpo__v4_select(cand < r.next, cand, r.next);
         }
-    *s1 += m1;
-    *s2 += m2;
-    if (pu > 0.0)
-        return (double)n * pu;
-    drpo_ksum mass = {0.0, 0.0};
-    for (size_t j = 0; j < n; j++)
-        drpo__ksum_add(&mass, a[j].p);
-    return drpo__ksum_value(&mass);
+        for (int k = 0; k < 3; k++)
+            drpo__v4_ksum_add(&r.mass_s[k], &r.mass_c[k], blk[k]);
+    }
+    return r;
 }
+
+DRPO__KERNEL_DISPATCH(split_acc, split_pass, (const drpo_pair *a, size_t n, double lo, double hi),
+                      (a, n, lo, hi), split_body(a, n, lo, hi))
 
 /* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
  * the rest summarised. */
@@ -259,9 +294,16 @@ static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo
         next = c->next[l] < next ? c->next[l] : next;
     w->win = pb->pairs;
     w->n = f.k;
-    w->win_s1 = w->win_s2 = 0.0; /* (only chi-square's check reads them) */
-    double win_mass = window_sums(pb->pairs, f.k, pb->uniform ? pb->pu : 0.0,
-                                  moments >= 2 ? 2 : 0, &w->win_s1, &w->win_s2);
+    /* the copy's own sums, where a check reads them (chi-square's moments)
+     * or they are not counts */
+    double win_mass = (double)f.k * pb->pu;
+    w->win_s1 = w->win_s2 = 0.0;
+    if (moments >= 2 || !pb->uniform) {
+        split_acc r = split_pass(pb->pairs, f.k, -INFINITY, INFINITY);
+        win_mass = pb->uniform ? win_mass : drpo__v4_ksum_total(r.mass_s[1], r.mass_c[1]);
+        w->win_s1 = drpo__v4_hsum(r.s1[1]);
+        w->win_s2 = drpo__v4_hsum(r.s2[1]);
+    }
     if (pb->uniform) { /* exact counts */
         double below = 0.0;
         for (int l = 0; l < 4; l++)
@@ -289,66 +331,11 @@ static double add_mass(double a, double b)
     return drpo__ksum_value(&k);
 }
 
-/* A window's pairs summarised against [lo, hi), four lanes each: every
- * sum any rule's check reads (the cheap ones cost less than choosing). */
-typedef struct narrow_acc {
-    drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated across blocks */
-    drpo_v4d s1[2], s2[2];         /* below, inside */
-    drpo_v4d next;
-} narrow_acc;
-
-DRPO__INLINE narrow_acc narrow_body(const drpo_pair *a, size_t n, double lo, double hi)
-{
-    const drpo_v4d zero = drpo__v4_set1(0.0), vlo = drpo__v4_set1(lo), vhi = drpo__v4_set1(hi);
-    narrow_acc r;
-    for (int k = 0; k < 3; k++)
-        r.mass_s[k] = r.mass_c[k] = zero;
-    r.s1[0] = r.s1[1] = r.s2[0] = r.s2[1] = zero;
-    r.next = drpo__v4_set1(INFINITY);
-    size_t j = 0;
-    while (j < n) { /* blocks of 256 pairs */
-        size_t end = j + 256 < n ? j + 256 : n;
-        drpo_v4d blk[3] = {zero, zero, zero};
-        for (; j < end; j += 4) {
-            drpo_v4d d, p;
-            if (j + 4 <= end) { /* four pairs: gaps and masses apart */
-                drpo_v4d u = drpo__v4_load(&a[j].d), v = drpo__v4_load(&a[j + 2].d);
-                d = __builtin_shufflevector(u, v, 0, 2, 4, 6);
-                p = __builtin_shufflevector(u, v, 1, 3, 5, 7);
-            } else { /* the last ones; padded lanes have no mass and a gap inside */
-                d = drpo__v4_set1(lo);
-                p = zero;
-                for (size_t l = 0; j + l < end; l++) {
-                    d[l] = a[j + l].d;
-                    p[l] = a[j + l].p;
-                }
-            }
-            drpo_v4i below = d < vlo, above = d >= vhi, inside = ~(below | above);
-            drpo_v4d pd = p * d, pdd = pd * d;
-            blk[0] += drpo__v4_select(below, p, zero);
-            blk[1] += drpo__v4_select(inside, p, zero);
-            blk[2] += drpo__v4_select(above, p, zero);
-            r.s1[0] += drpo__v4_select(below, pd, zero);
-            r.s2[0] += drpo__v4_select(below, pdd, zero);
-            r.s1[1] += drpo__v4_select(inside, pd, zero);
-            r.s2[1] += drpo__v4_select(inside, pdd, zero);
-            drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
-            r.next = drpo__v4_select(cand < r.next, cand, r.next);
-        }
-        for (int k = 0; k < 3; k++)
-            drpo__v4_ksum_add(&r.mass_s[k], &r.mass_c[k], blk[k]);
-    }
-    return r;
-}
-
-DRPO__KERNEL_DISPATCH(narrow_acc, narrow_pass, (const drpo_pair *a, size_t n, double lo, double hi),
-                      (a, n, lo, hi), narrow_body(a, n, lo, hi))
-
 /* The sums of a window narrowed to [lo, hi), its pairs left in place: the
  * parts outside folded into the sums below and above. */
 static void narrow_sums(const drpo_window *w, double lo, double hi, drpo_window *out)
 {
-    narrow_acc r = narrow_pass(w->win, w->n, lo, hi);
+    split_acc r = split_pass(w->win, w->n, lo, hi);
     double mass[3], next = w->next;
     for (int k = 0; k < 3; k++)
         mass[k] = drpo__v4_ksum_total(r.mass_s[k], r.mass_c[k]);
