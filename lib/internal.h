@@ -208,10 +208,13 @@ void drpo__q_on_top(const drpo_problem *pb, drpo_solution *sol, int divergence);
 void drpo__q_base(const drpo_problem *pb, drpo_solution *sol);
 /* Sort pairs ascending by gap (introsort, no allocation). */
 void drpo__pairs_sort(drpo_pair *a, size_t n);
-/* Running sums of a scan over pairs: mass (compensated), sum p d, sum p d^2. */
+/* Running sums of a scan over pairs: mass (compensated), sum p x and
+ * sum p x^2 with x = d - centre (moments about a point near their mean lose
+ * no digits to it; parts of one scan share the centre). */
 typedef struct drpo_scan_sums {
     drpo_ksum mass;
     double s1, s2;
+    double centre;
 } drpo_scan_sums;
 /* Whether a scan stops at a group of equal gaps, from the sums of the gaps
  * before it and of the group; monotone along the scan (once true, true). */
@@ -233,9 +236,11 @@ int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, in
 /* Gaps summarised below and above a bracket [lo, hi), the ones inside kept
  * (sorted once drpo__window_find returns). */
 typedef struct drpo_window {
-    double below_mass, below_s1, below_s2; /* sum p, p d, p d^2 over d < lo */
+    double below_mass, below_s1, below_s2; /* sum p, p x, p x^2 over d < lo, x = d - centre */
     double win_mass, win_s1, win_s2;       /* the same over the window */
     double above_mass;                     /* sum p over d >= hi */
+    double centre;                         /* rules with moments 2: near the active mean; else 0 */
+    double below_top; /* largest gap summarised below, -INFINITY if none (moments 2) */
     const drpo_pair *win;                  /* the gaps in [lo, hi) */
     size_t n;
     double next; /* smallest gap >= hi, INFINITY if none (tracked for rules with moments 2) */

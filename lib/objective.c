@@ -377,18 +377,23 @@ static int rule_finite(const drpo_qrule *r)
 }
 
 /* 1 when the weights of a rule cannot overflow, even summed: q_j <= c_max
- * scale (p_j <= 1), m of them.  Only then are they written straight to the
- * caller, because only then can nothing after the write fail. */
-static int rule_bounded(const drpo_qrule *r, size_t m)
+ * scale (p_j <= 1), m of them; and cannot all vanish: an argmax unit (gap
+ * 0, mass at least p_top / m) gets c(0) scale times it.  Only then are they
+ * written straight to the caller, because only then can nothing after the
+ * write fail. */
+static int rule_bounded(const drpo_qrule *r, size_t m, double p_top)
 {
-    double c_max = 1.0; /* EXP, EXP_PRECISE, STORED: exp(-u d) <= 1 */
-    if (r->kind == DRPO__Q_STEP) /* (a deferred c_top grows by at most top_per_moved) */
+    double c_max = 1.0, c_0 = 1.0; /* EXP, EXP_PRECISE, STORED: exp(-u d) <= 1, exp(0) = 1 */
+    if (r->kind == DRPO__Q_STEP) { /* (a deferred c_top grows by at most top_per_moved) */
         c_max = fmax(fmax(r->c_top + r->top_per_moved, r->c_below), fmax(r->c_at, r->c_above));
-    else if (r->kind == DRPO__Q_RAMP)
-        c_max = r->t;
-    else if (r->kind == DRPO__Q_RAMP_DIV)
-        c_max = 1.0 + r->t / r->lambda;
-    return !r->unnormalised && isfinite(c_max * r->scale * (double)m);
+        c_0 = r->c_top;
+    } else if (r->kind == DRPO__Q_RAMP) {
+        c_max = c_0 = r->t;
+    } else if (r->kind == DRPO__Q_RAMP_DIV) {
+        c_max = c_0 = 1.0 + r->t / r->lambda;
+    }
+    return !r->unnormalised && isfinite(c_max * r->scale * (double)m) &&
+           (c_0 * (p_top / (double)m)) * r->scale > 0.0;
 }
 
 /* D(q||p) from the pass's measure. */
@@ -511,7 +516,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
 
     /* the weights go straight to the caller when they cover every unit and
      * the rule normalises them: then nothing after the write can fail */
-    double *q = weights && m == n && rule_bounded(&sol.rule, m) ? weights : obj->q;
+    double *q = weights && m == n && rule_bounded(&sol.rule, m, pb.p_top) ? weights : obj->q;
     drpo_qstats qs = drpo__q_write(&pb, &sol.rule, q);
     if (!(qs.sum > 0.0) || !isfinite(qs.sum))
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",

@@ -77,6 +77,35 @@ START_TEST(test_denormal_losses)
 }
 END_TEST
 
+/* Many zero and denormal losses and one far below them (fuzz-solve): in gap
+ * space the active set of a chi-square solve sits near 0, far from the mean
+ * gap, which the outlier sets; its moments must not be taken about that
+ * mean (the penalty's threshold lost its lambda / P to the rounding). */
+START_TEST(test_outlier_below_denormals)
+{
+    enum { N = 68 };
+    double l[N] = {0.0};
+    l[3] = 1.8118830820820255e-308;
+    l[4] = 1.22924e-319;
+    l[5] = 5.2843497502e-312;
+    l[28] = l[44] = 2.037115959327e-312;
+    l[31] = 1.003878e-317;
+    l[34] = 5.43230922487e-312;
+    l[54] = 2.064199121e-314;
+    l[61] = -3.241809038188276e+178;
+    l[66] = 1.35683394931e-312;
+    l[67] = 2.0722615e-317;
+    tu_rng r;
+    tu_rng_seed(&r, 304);
+    check_both_bases("outlier below denormals", N, l, &r);
+    double p[N], q[N], v;
+    tu_uniform_base(N, p);
+    const char *why = tu_solve_and_check(DRPO_SET_CHI2, DRPO_PARAM_PENALTY, 0.04999999906867743, N,
+                                         l, p, 1, q, &v);
+    ck_assert_msg(why == NULL, "chi2 penalty 0.05: %s", why);
+}
+END_TEST
+
 /* All losses equal (n = 10 uniform: the base sums to 1 - 2^-53 in floating
  * point): the value is that loss and q = p. */
 START_TEST(test_all_equal)
@@ -261,6 +290,7 @@ Suite *suite_extremes(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_huge_losses);
     tcase_add_test(tc, test_denormal_losses);
+    tcase_add_test(tc, test_outlier_below_denormals);
     tcase_add_test(tc, test_all_equal);
     tcase_add_test(tc, test_single_unit);
     suite_add_tcase(s, tc);

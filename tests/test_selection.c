@@ -24,7 +24,7 @@ static int reference(const drpo_pair *in, size_t n, double start, int descending
 {
     drpo_pair *a = malloc(n * sizeof *a + 1);
     memcpy(a, in, n * sizeof *a);
-    drpo_scan_sums s = {{start, 0.0}, 0.0, 0.0};
+    drpo_scan_sums s = {{start, 0.0}, 0.0, 0.0, 0.0};
     int found = scan_sorted(a, n, &s, descending, stop, ctx, gap);
     *mass_before = drpo__ksum_value(&s.mass);
     free(a);
@@ -77,7 +77,7 @@ START_TEST(test_scan_matches_sorted_scan)
                     if (desc)
                         continue;
                     double level = 0.02 * t;
-                    drpo_scan_sums s = {{0.0, 0.0}, 0.0, 0.0};
+                    drpo_scan_sums s = {{0.0, 0.0}, 0.0, 0.0, 0.0};
                     memcpy(work, a, n * sizeof *a);
                     f1 = drpo__pairs_scan(work, n, &s, desc, excess_reached, &level, &g1);
                     f2 = reference(a, n, 0.0, desc, excess_reached, &level, &g2, &m2);

@@ -4,7 +4,8 @@
  * (t = l_max - eta in gaps), so it puts weight on the smallest gaps.  A scan
  * of the gaps in ascending order (only near the crossing: see window.c)
  * finds the active set; the threshold then has a closed form in its mean m
- * and variance V (computed centred, so nearly tied losses lose no digits):
+ * and variance V (moments about a centre near m; a pass centred on m itself
+ * where that would lose digits, so nearly tied losses lose none):
  *   penalty lambda: sum p (t - d)_+ = lambda      ->  t = m + lambda / P
  *   radius rho:     A2 / A1^2 = 1 + 2 rho         ->  t = m + sqrt(V / ((1+2rho) P - 1))
  * with P the active mass, A1 = sum p (t-d)_+, A2 = sum p (t-d)_+^2. */
@@ -13,8 +14,9 @@
 
 #include <math.h>
 
-/* The criterion the scan looks for, on the moments (mass, sum p d,
- * sum p d^2) of the active set {d < t}; monotone in t. */
+/* The criterion the scan looks for, on the moments (mass, sum p x,
+ * sum p x^2, x = d - c) of the active set {d < t}, at x = t - c; monotone
+ * in t. */
 typedef struct chi2_form {
     int penalty;
     double lambda, c2;
@@ -33,14 +35,15 @@ static int stops(const drpo_scan_sums *before, double gap, const drpo_scan_sums 
                  const void *ctx)
 {
     (void)group;
-    return crossed(ctx, drpo__ksum_value(&before->mass), before->s1, before->s2, gap);
+    return crossed(ctx, drpo__ksum_value(&before->mass), before->s1, before->s2,
+                   gap - before->centre);
 }
 
 /* The first breakpoint of a window (by selection) where the criterion holds,
  * or `next` if none does; *sums: the sums of the gaps below it. */
 static double scan(const drpo_window *w, const chi2_form *f, drpo_scan_sums *sums)
 {
-    drpo_scan_sums s = {{w->below_mass, 0.0}, w->below_s1, w->below_s2};
+    drpo_scan_sums s = {{w->below_mass, 0.0}, w->below_s1, w->below_s2, w->centre};
     double gap = w->next;
     drpo__pairs_scan((drpo_pair *)w->win, w->n, &s, 0, stops, f, &gap);
     *sums = s;
@@ -50,10 +53,11 @@ static double scan(const drpo_window *w, const chi2_form *f, drpo_scan_sums *sum
 static int check(const drpo_window *w, const void *ctx)
 {
     const chi2_form *f = ctx;
-    if (!isinf(w->lo) && crossed(f, w->below_mass, w->below_s1, w->below_s2, w->lo))
+    if (!isinf(w->lo) &&
+        crossed(f, w->below_mass, w->below_s1, w->below_s2, w->lo - w->centre))
         return -1;
     return isinf(w->next) || crossed(f, w->below_mass + w->win_mass, w->below_s1 + w->win_s1,
-                                     w->below_s2 + w->win_s2, w->next)
+                                     w->below_s2 + w->win_s2, w->next - w->centre)
                ? 0
                : 1;
 }
@@ -139,16 +143,38 @@ static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *
     drpo_scan_sums below;
     chi2_active s;
     s.limit = scan(&w, f, &below);
-    /* a rough mean from the window's running sums, then one pass of sums
-     * centred on it, so nearly tied gaps lose no digits */
-    double c = below.s1 / drpo__ksum_value(&below.mass);
-    centred_sums cs = pb->uniform ? centred_uniform(pb, s.limit, c) : centred_weighted(pb, s.limit, c);
+    /* the active set's moments about the window's centre (near its mean) */
+    double mass = drpo__ksum_value(&below.mass), shift = below.s1 / mass;
+    s.mass = isinf(s.limit) ? 1.0 : mass;
+    s.mean = w.centre + shift;
+    s.var = below.s2 / mass - shift * shift;
+    /* the variance loses about shift^2 / var ulps to the centre's distance
+     * from the mean, and the mean about |centre| / |mean| (the penalty's
+     * threshold needs it to the scale of lambda / P): within 1000 of them
+     * they stand; else (or no spread at all: ties, when it must be exactly
+     * 0) sums centred on the raw mean (about 0: sum p d of d >= 0 loses
+     * nothing; one more pass for it unless the centre was 0), so nearly
+     * tied gaps lose no digits */
+    if (s.var > 0.0 && shift * shift <= 1e3 * s.var && fabs(w.centre) <= 1e3 * fabs(s.mean)) {
+        s.top = w.below_top > 0.0 ? w.below_top : 0.0; /* the largest active gap */
+        for (size_t i = 0; i < w.n; i++)
+            s.top = w.win[i].d < s.limit && w.win[i].d > s.top ? w.win[i].d : s.top;
+        return s;
+    }
+    centred_sums (*const centred)(const drpo_problem *, double, double) =
+        pb->uniform ? centred_uniform : centred_weighted;
+    double c = s.mean;
+    if (w.centre != 0.0) {
+        centred_sums raw = centred(pb, s.limit, 0.0);
+        c = drpo__v4_hsum(raw.c1) / drpo__v4_ksum_total(raw.mass_s, raw.mass_c);
+    }
+    centred_sums cs = centred(pb, s.limit, c);
     double scale = pb->uniform ? pb->pu : 1.0; /* counts to masses */
     double c1 = drpo__v4_hsum(cs.c1) * scale, c2 = drpo__v4_hsum(cs.c2) * scale, top = 0.0;
     for (int l = 0; l < 4; l++)
         top = cs.top[l] > top ? cs.top[l] : top;
     s.mass = drpo__v4_ksum_total(cs.mass_s, cs.mass_c) * scale;
-    double shift = c1 / s.mass;
+    shift = c1 / s.mass;
     s.mean = c + shift;
     s.var = c2 / s.mass - shift * shift;
     if (s.var < 0.0)

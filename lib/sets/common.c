@@ -129,9 +129,10 @@ static int before(double a, double b, int descending) { return descending ? a > 
 
 static void sums_add(drpo_scan_sums *s, const drpo_pair *x)
 {
+    double px = x->p * (x->d - s->centre);
     drpo__ksum_add(&s->mass, x->p);
-    s->s1 += x->p * x->d;
-    s->s2 += x->p * x->d * x->d;
+    s->s1 += px;
+    s->s2 += px * (x->d - s->centre);
 }
 
 /* The sums of a[0, n) added to *s, the mass compensated at every pair
@@ -142,18 +143,20 @@ static void sums_add(drpo_scan_sums *s, const drpo_pair *x)
 static void sums_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
 {
     drpo_ksum even = {0.0, 0.0}, odd = {0.0, 0.0};
-    double s1 = 0.0, s2 = 0.0;
+    double s1 = 0.0, s2 = 0.0, c = s->centre;
     size_t j = 0;
     for (; j + 2 <= n; j += 2) {
+        double x0 = a[j].d - c, x1 = a[j + 1].d - c;
         drpo__ksum_add(&even, a[j].p);
         drpo__ksum_add(&odd, a[j + 1].p);
-        s1 += a[j].p * a[j].d + a[j + 1].p * a[j + 1].d;
-        s2 += a[j].p * a[j].d * a[j].d + a[j + 1].p * a[j + 1].d * a[j + 1].d;
+        s1 += a[j].p * x0 + a[j + 1].p * x1;
+        s2 += a[j].p * x0 * x0 + a[j + 1].p * x1 * x1;
     }
     if (j < n) {
+        double x = a[j].d - c;
         drpo__ksum_add(&even, a[j].p);
-        s1 += a[j].p * a[j].d;
-        s2 += a[j].p * a[j].d * a[j].d;
+        s1 += a[j].p * x;
+        s2 += a[j].p * x * x;
     }
     drpo__ksum_add(&s->mass, even.s);
     drpo__ksum_add(&s->mass, odd.s);
@@ -170,7 +173,7 @@ static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descend
     drpo__pairs_sort(a, n);
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        drpo_scan_sums g = {{0.0, 0.0}, 0.0, 0.0};
+        drpo_scan_sums g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
         double v = a[descending ? n - 1 - i : i].d;
         for (; j < n && a[descending ? n - 1 - j : j].d == v; j++)
             sums_add(&g, &a[descending ? n - 1 - j : j]);
@@ -216,7 +219,7 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
             else
                 swap_pairs(&a[i], &a[--gt]);
         }
-        drpo_scan_sums b = *sums, g = {{0.0, 0.0}, 0.0, 0.0};
+        drpo_scan_sums b = *sums, g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
         sums_add_all(&b, a, lt);
         sums_add_all(&g, a + lt, gt - lt);
         if (stop(&b, pivot, &g, ctx)) { /* here or before: the pivot unless a part before stops */
@@ -252,6 +255,6 @@ static int mass_reached(const drpo_scan_sums *before, double gap, const drpo_sca
 int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
                          double *gap)
 {
-    drpo_scan_sums sums = {{start, 0.0}, 0.0, 0.0};
+    drpo_scan_sums sums = {{start, 0.0}, 0.0, 0.0, 0.0};
     return drpo__pairs_scan(a, n, &sums, descending, mass_reached, &target, gap);
 }

@@ -34,7 +34,22 @@ static void clear_sums(drpo_window *w)
     w->below_mass = w->below_s1 = w->below_s2 = 0.0;
     w->win_mass = w->win_s1 = w->win_s2 = 0.0;
     w->above_mass = 0.0;
+    w->centre = 0.0;
+    w->below_top = -INFINITY;
     w->next = INFINITY;
+}
+
+/* The mean of a sample's gaps below hi (their masses' weights), or
+ * `otherwise` if none is. */
+static double mean_below(const drpo_window *sample, double hi, double otherwise)
+{
+    double mass = 0.0, sum = 0.0;
+    for (size_t i = 0; i < sample->n; i++)
+        if (sample->win[i].d < hi) {
+            mass += sample->win[i].p;
+            sum += sample->win[i].p * sample->win[i].d;
+        }
+    return mass > 0.0 ? sum / mass : otherwise;
 }
 
 /* A stratified sample of s gaps into out (from the problem's arrays
@@ -82,7 +97,7 @@ typedef struct fill_chain {
     drpo_v4i below; /* a true lane is -1 */
     drpo_v4d blk[2];
     drpo_v4d s1, s2;
-    drpo_v4d next;
+    drpo_v4d next, below_top;
 } fill_chain;
 
 /* A pass's sums: two chains (even and odd groups of four, so that no
@@ -98,12 +113,15 @@ typedef struct fill_sums {
  * uniform); real: the lanes that hold a gap (all but a padded tail).
  * Returns the lanes inside the bracket. */
 DRPO__INLINE drpo_v4i fill_lanes(drpo_v4d d, drpo_v4d w, drpo_v4i real, double lo, double hi,
-                                 int uniform, int moments, fill_chain *f, drpo_v4i *count)
+                                 drpo_v4d centre, int uniform, int moments, fill_chain *f,
+                                 drpo_v4i *count)
 {
     drpo_v4i below = real & (d < lo), above = real & (d >= hi);
-    drpo_v4d zero = drpo__v4_set1(0.0);
-    /* a uniform base counts, sums d itself and scales by the mass at the end */
-    drpo_v4d bw = drpo__v4_select(below, uniform ? d : w, zero);
+    const drpo_v4d zero = drpo__v4_set1(0.0);
+    /* moments about the centre (0 below moments 2: d itself) */
+    drpo_v4d x = moments >= 2 ? d - centre : d;
+    /* a uniform base counts, sums x itself and scales by the mass at the end */
+    drpo_v4d bw = drpo__v4_select(below, uniform ? x : w, zero);
     if (uniform) {
         *count -= below; /* (one latency-1 chain for both) */
     } else {
@@ -111,11 +129,13 @@ DRPO__INLINE drpo_v4i fill_lanes(drpo_v4d d, drpo_v4d w, drpo_v4i real, double l
         f->blk[1] += drpo__v4_select(above, w, zero);
     }
     if (moments >= 1)
-        f->s1 += uniform ? bw : bw * d;
+        f->s1 += uniform ? bw : bw * x;
     if (moments >= 2) {
-        f->s2 += (uniform ? bw : bw * d) * d;
+        f->s2 += (uniform ? bw : bw * x) * x;
         drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
         f->next = drpo__v4_select(cand < f->next, cand, f->next);
+        cand = drpo__v4_select(below, d, drpo__v4_set1(-INFINITY));
+        f->below_top = drpo__v4_select(cand > f->below_top, cand, f->below_top);
     }
     return real & (d >= lo) & (d < hi); /* (no constant for a negation) */
 }
@@ -151,9 +171,10 @@ DRPO__INLINE void keep_tail(drpo_v4d d, drpo_v4d p, drpo_v4i inside, drpo_pair *
 
 /* `uniform` is a constant after inlining: masses are then counted, and the
  * moments are sums of d and d^2, scaled by the mass at the end. */
-DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, int uniform,
-                                 int moments)
+DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, double centre,
+                                 int uniform, int moments)
 {
+    const drpo_v4d vc = drpo__v4_set1(centre);
     const double *x = pb->x, *pp = pb->p;
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
@@ -167,6 +188,7 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
     c0.s1 = c0.s2 = c0.blk[0] = c0.blk[1] = zero;
     c0.below = (drpo_v4i){0, 0, 0, 0};
     c0.next = drpo__v4_set1(INFINITY);
+    c0.below_top = drpo__v4_set1(-INFINITY);
     c1 = c0;
     while (j < m) { /* blocks of 256 */
         size_t end = j + 256 < m ? j + 256 : m;
@@ -176,15 +198,15 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
             drpo_v4d d1 = top - drpo__v4_load(x + j + 4) * down;
             drpo_v4d p0 = uniform ? pu : drpo__v4_load(pp + j);
             drpo_v4d p1 = uniform ? pu : drpo__v4_load(pp + j + 4);
-            drpo_v4i in0 = fill_lanes(d0, p0, all, lo, hi, uniform, moments, &c0, &c0.below);
-            drpo_v4i in1 = fill_lanes(d1, p1, all, lo, hi, uniform, moments, &c1, &c0.below);
+            drpo_v4i in0 = fill_lanes(d0, p0, all, lo, hi, vc, uniform, moments, &c0, &c0.below);
+            drpo_v4i in1 = fill_lanes(d1, p1, all, lo, hi, vc, uniform, moments, &c1, &c0.below);
             keep(d0, p0, in0, uniform, pairs, &k);
             keep(d1, p1, in1, uniform, pairs, &k);
         }
         for (; j < end; j += 4) { /* the rest: a group of four, then a padded one */
             drpo_v4d d, p;
             drpo_v4i real = drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
-            drpo_v4i in = fill_lanes(d, p, real, lo, hi, uniform, moments, &c0, &c0.below);
+            drpo_v4i in = fill_lanes(d, p, real, lo, hi, vc, uniform, moments, &c0, &c0.below);
             keep_tail(d, p, in, pairs, &k);
         }
         for (int a = 0; a < 2; a++)
@@ -197,6 +219,7 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
     f.c[0].s1 += c1.s1;
     f.c[0].s2 += c1.s2;
     f.c[0].next = drpo__v4_select(c1.next < c0.next, c1.next, c0.next);
+    f.c[0].below_top = drpo__v4_select(c1.below_top > c0.below_top, c1.below_top, c0.below_top);
     for (int a = 0; a < 2; a++) {
         f.mass_s[a] = mass_s[a];
         f.mass_c[a] = mass_c[a];
@@ -206,10 +229,12 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, i
 }
 
 /* Instances by base (uniform or weighted) and moments (0: masses only, 1:
- * first moments too, 2: second moments too). */
+ * first moments too, 2: second moments about the centre too, and the
+ * least gap above and largest below the bracket). */
 #define FILL_KERNEL(name, uniform, moments)                                                   \
-    DRPO__KERNEL_DISPATCH(fill_sums, name, (const drpo_problem *pb, double lo, double hi),    \
-                          (pb, lo, hi), fill_body(pb, lo, hi, uniform, moments))
+    DRPO__KERNEL_DISPATCH(fill_sums, name,                                                    \
+                          (const drpo_problem *pb, double lo, double hi, double centre),      \
+                          (pb, lo, hi, centre), fill_body(pb, lo, hi, centre, uniform, moments))
 FILL_KERNEL(fill_u0, 1, 0)
 FILL_KERNEL(fill_u1, 1, 1)
 FILL_KERNEL(fill_u2, 1, 2)
@@ -217,11 +242,12 @@ FILL_KERNEL(fill_w0, 0, 0)
 FILL_KERNEL(fill_w1, 0, 1)
 FILL_KERNEL(fill_w2, 0, 2)
 
-static fill_sums fill_pass(const drpo_problem *pb, double lo, double hi, int moments)
+static fill_sums fill_pass(const drpo_problem *pb, double lo, double hi, double centre,
+                           int moments)
 {
-    static fill_sums (*const kernel[2][3])(const drpo_problem *, double, double) = {
+    static fill_sums (*const kernel[2][3])(const drpo_problem *, double, double, double) = {
         {fill_w0, fill_w1, fill_w2}, {fill_u0, fill_u1, fill_u2}};
-    return kernel[pb->uniform != 0][moments](pb, lo, hi);
+    return kernel[pb->uniform != 0][moments](pb, lo, hi, centre);
 }
 
 /* Pairs split by [lo, hi) and summarised, four lanes each: every sum any
@@ -229,18 +255,20 @@ static fill_sums fill_pass(const drpo_problem *pb, double lo, double hi, int mom
  * splits a window; the window pass sums its copy (everything inside). */
 typedef struct split_acc {
     drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated across blocks */
-    drpo_v4d s1[2], s2[2];         /* below, inside */
-    drpo_v4d next;
+    drpo_v4d s1[2], s2[2];         /* below, inside: moments about the centre */
+    drpo_v4d next, below_top;      /* least gap above, largest below */
 } split_acc;
 
-DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, double hi)
+DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, double hi, double c)
 {
     const drpo_v4d zero = drpo__v4_set1(0.0), vlo = drpo__v4_set1(lo), vhi = drpo__v4_set1(hi);
+    const drpo_v4d centre = drpo__v4_set1(c);
     split_acc r;
     for (int k = 0; k < 3; k++)
         r.mass_s[k] = r.mass_c[k] = zero;
     r.s1[0] = r.s1[1] = r.s2[0] = r.s2[1] = zero;
     r.next = drpo__v4_set1(INFINITY);
+    r.below_top = drpo__v4_set1(-INFINITY);
     size_t j = 0;
     while (j < n) { /* blocks of 256 pairs */
         size_t end = j + 256 < n ? j + 256 : n;
@@ -262,7 +290,7 @@ DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, doubl
             }
             drpo_v4i below = real & (d < vlo), above = real & (d >= vhi);
             drpo_v4i inside = real & ~(below | above);
-            drpo_v4d pd = p * d, pdd = pd * d;
+            drpo_v4d x = d - centre, pd = p * x, pdd = pd * x;
             blk[0] += drpo__v4_select(below, p, zero);
             blk[1] += drpo__v4_select(inside, p, zero);
             blk[2] += drpo__v4_select(above, p, zero);
@@ -272,6 +300,8 @@ DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, doubl
             r.s2[1] += drpo__v4_select(inside, pdd, zero);
             drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
             r.next = drpo__v4_select(cand < r.next, cand, r.next);
+            cand = drpo__v4_select(below, d, drpo__v4_set1(-INFINITY));
+            r.below_top = drpo__v4_select(cand > r.below_top, cand, r.below_top);
         }
         for (int k = 0; k < 3; k++)
             drpo__v4_ksum_add(&r.mass_s[k], &r.mass_c[k], blk[k]);
@@ -279,14 +309,24 @@ DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, doubl
     return r;
 }
 
-DRPO__KERNEL_DISPATCH(split_acc, split_pass, (const drpo_pair *a, size_t n, double lo, double hi),
-                      (a, n, lo, hi), split_body(a, n, lo, hi))
+DRPO__KERNEL_DISPATCH(split_acc, split_pass,
+                      (const drpo_pair *a, size_t n, double lo, double hi, double c),
+                      (a, n, lo, hi, c), split_body(a, n, lo, hi, c))
+
+/* The largest of four lanes and a value. */
+static double max_of(drpo_v4d v, double x)
+{
+    for (int l = 0; l < 4; l++)
+        x = v[l] > x ? v[l] : x;
+    return x;
+}
 
 /* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
- * the rest summarised. */
-static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo_window *w)
+ * the rest summarised (moments about `centre`). */
+static void fill(const drpo_problem *pb, double lo, double hi, double centre, int moments,
+                 drpo_window *w)
 {
-    fill_sums f = fill_pass(pb, lo, hi, moments);
+    fill_sums f = fill_pass(pb, lo, hi, centre, moments);
     const fill_chain *c = &f.c[0];
     double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
     double next = INFINITY;
@@ -299,7 +339,7 @@ static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo
     double win_mass = (double)f.k * pb->pu;
     w->win_s1 = w->win_s2 = 0.0;
     if (moments >= 2 || !pb->uniform) {
-        split_acc r = split_pass(pb->pairs, f.k, -INFINITY, INFINITY);
+        split_acc r = split_pass(pb->pairs, f.k, -INFINITY, INFINITY, centre);
         win_mass = pb->uniform ? win_mass : drpo__v4_ksum_total(r.mass_s[1], r.mass_c[1]);
         w->win_s1 = drpo__v4_hsum(r.s1[1]);
         w->win_s2 = drpo__v4_hsum(r.s2[1]);
@@ -318,6 +358,8 @@ static void fill(const drpo_problem *pb, double lo, double hi, int moments, drpo
     }
     w->below_s1 = drpo__v4_hsum(c->s1) * scale;
     w->below_s2 = drpo__v4_hsum(c->s2) * scale;
+    w->centre = centre;
+    w->below_top = max_of(c->below_top, -INFINITY);
     w->next = next;
     w->lo = lo;
     w->hi = hi;
@@ -335,7 +377,7 @@ static double add_mass(double a, double b)
  * parts outside folded into the sums below and above. */
 static void narrow_sums(const drpo_window *w, double lo, double hi, drpo_window *out)
 {
-    split_acc r = split_pass(w->win, w->n, lo, hi);
+    split_acc r = split_pass(w->win, w->n, lo, hi, w->centre);
     double mass[3], next = w->next;
     for (int k = 0; k < 3; k++)
         mass[k] = drpo__v4_ksum_total(r.mass_s[k], r.mass_c[k]);
@@ -349,6 +391,7 @@ static void narrow_sums(const drpo_window *w, double lo, double hi, drpo_window 
     out->win_mass = mass[1];
     out->win_s1 = drpo__v4_hsum(r.s1[1]);
     out->win_s2 = drpo__v4_hsum(r.s2[1]);
+    out->below_top = max_of(r.below_top, w->below_top);
     out->next = next;
     out->lo = lo;
     out->hi = hi;
@@ -372,6 +415,10 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
 {
     size_t m = pb->m;
     double lo = -INFINITY, hi = INFINITY;
+    /* second moments are summed about a point near the active set's mean:
+     * the mean of the sampled gaps below the bracket (else 0: raw moments,
+     * whose first loses nothing over gaps >= 0) */
+    double centre = 0.0;
     if (m > NARROW_TO) { /* predict the crossing from a sample of everything */
         drpo_window whole, sample;
         clear_sums(&whole);
@@ -383,10 +430,12 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
             s = m / 4;
         sample_of(pb, NULL, m, s, 1.0, &whole, pb->pairs, &sample);
         bracket(&sample, rule->predict(&whole, &sample, rule->ctx), &lo, &hi);
+        if (rule->moments >= 2)
+            centre = mean_below(&sample, hi, centre);
     }
     int passes = 0;
     for (;;) { /* over the data until the bracket holds the crossing */
-        fill(pb, lo, hi, rule->moments, w);
+        fill(pb, lo, hi, centre, rule->moments, w);
         passes++;
         int where = rule->check(w, rule->ctx);
         if (where == 0 || (isinf(lo) && isinf(hi)))
