@@ -182,22 +182,26 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
     step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, zero, 0};
     size_t m = pb->m, j = 0;
     const int stream = drpo__stream_output(out, m);
-    for (; j + 4 <= m; j += 4) {
-        drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
-        drpo_v4i z = d == zero, lt = d < vt, eq = d == vt;
-        drpo_v4d q = drpo__v4_select(z, q_top, drpo__v4_select(lt, q_below, drpo__v4_select(eq, q_at, q_above)));
-        drpo__v4_store_out(out + j, q, stream);
-        c.zero -= z; /* a true lane is -1 */
-        c.below -= lt;
-        c.at -= eq;
-        if (defer) {
-            c.excess += drpo__v4_select(d > vt, d - vt, zero);
-            if (drpo__v4_any(z)) /* rare: the ties at the maximum */
-                for (int l = 0; l < 4; l++) {
-                    tops[c.tops] = j + (size_t)l;
-                    c.tops += (size_t)(z[l] & 1);
-                }
+    while (j + 4 <= m) { /* blocks of 256 */
+        size_t start = j, end = j + 256 < m ? j + 256 : m;
+        drpo_v4i zero_before = c.zero;
+        for (; j + 4 <= end; j += 4) {
+            drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
+            drpo_v4i z = d == zero, lt = d < vt, eq = d == vt;
+            drpo_v4d q = drpo__v4_select(z, q_top, drpo__v4_select(lt, q_below, drpo__v4_select(eq, q_at, q_above)));
+            drpo__v4_store_out(out + j, q, stream);
+            c.zero -= z; /* a true lane is -1 */
+            c.below -= lt;
+            c.at -= eq;
+            if (defer)
+                c.excess += drpo__v4_select(d > vt, d - vt, zero);
         }
+        /* the argmax units' indices: rare, so a block that had one is looked
+         * at again rather than every group tested */
+        if (defer && drpo__v4_any(c.zero != zero_before))
+            for (size_t i = start; i < j; i++)
+                if (drpo__gap(pb, i) == 0.0)
+                    tops[c.tops++] = i;
     }
     for (; j < m; j++) {
         double d = drpo__gap(pb, j);
