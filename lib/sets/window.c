@@ -425,7 +425,10 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         whole.win_mass = 1.0;
         whole.lo = -INFINITY;
         whole.hi = INFINITY;
-        size_t s = m >= ((size_t)1 << 22) ? (size_t)1 << 16 : m >= ((size_t)1 << 18) ? 16384 : 4096;
+        /* (a larger sample narrows the bracket, but the pass's copy costs
+         * the same at any width, and sampling and selecting 65536 cost
+         * more than narrowing the wider copy: 2.8 against 1.9 ms at 10^7) */
+        size_t s = m >= ((size_t)1 << 18) ? 16384 : 4096;
         if (s > m / 4)
             s = m / 4;
         sample_of(pb, NULL, m, s, 1.0, &whole, pb->pairs, &sample);
