@@ -28,7 +28,7 @@ typedef struct q_shape {
     const double *w;
 } q_shape;
 
-static inline q_shape shape_of(const drpo_qrule *r)
+DRPO__INLINE q_shape shape_of(const drpo_qrule *r)
 {
     q_shape v = {drpo__v4_set1(r->t),       drpo__v4_set1(-r->t),      drpo__v4_set1(r->lambda),
                  drpo__v4_set1(r->c_top),   drpo__v4_set1(r->c_below), drpo__v4_set1(r->c_at),

@@ -92,7 +92,7 @@ static void bracket(const drpo_window *sample, double level, double *lo, double 
 /* One chain of a pass's sums, four lanes each, over the gaps outside the
  * bracket (the window's own sums come from its copy): the units below (a
  * uniform base) or the block's masses below and above, the moments below,
- * and the least gap above the bracket. */
+ * the least gap above the bracket and the largest below it. */
 typedef struct fill_chain {
     drpo_v4i below; /* a true lane is -1 */
     drpo_v4d blk[2];
@@ -100,11 +100,11 @@ typedef struct fill_chain {
     drpo_v4d next, below_top;
 } fill_chain;
 
-/* A pass's sums: two chains (even and odd groups of four, so that no
- * running sum waits on the previous group's), the masses compensated
- * across blocks. */
+/* A pass's sums: its two chains (even and odd groups of four, so that no
+ * running sum waits on the previous group's) added up, the masses
+ * compensated across blocks. */
 typedef struct fill_sums {
-    fill_chain c[2];
+    fill_chain c;
     drpo_v4d mass_s[2], mass_c[2]; /* below, above */
     size_t k;                      /* pairs copied */
 } fill_sums;
@@ -231,14 +231,13 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, d
         for (int a = 0; a < 2; a++)
             drpo__v4_ksum_add(&mass_s[a], &mass_c[a], c0.blk[a] + c1.blk[a]);
     }
-    /* the chains to one */
+    /* the chains to one (c1 counts nothing: one count chain serves both) */
     fill_sums f;
-    f.c[0] = c0;
-    f.c[0].below += c1.below;
-    f.c[0].s1 += c1.s1;
-    f.c[0].s2 += c1.s2;
-    f.c[0].next = drpo__v4_select(c1.next < c0.next, c1.next, c0.next);
-    f.c[0].below_top = drpo__v4_select(c1.below_top > c0.below_top, c1.below_top, c0.below_top);
+    f.c = c0;
+    f.c.s1 += c1.s1;
+    f.c.s2 += c1.s2;
+    f.c.next = drpo__v4_select(c1.next < c0.next, c1.next, c0.next);
+    f.c.below_top = drpo__v4_select(c1.below_top > c0.below_top, c1.below_top, c0.below_top);
     for (int a = 0; a < 2; a++) {
         f.mass_s[a] = mass_s[a];
         f.mass_c[a] = mass_c[a];
@@ -348,7 +347,7 @@ static void fill(const drpo_problem *pb, double lo, double hi, double centre, in
     fill_sums f = fill_pass(pb, lo, hi, centre, moments);
     if (pb->uniform)
         pairs_of_gaps(pb->pairs, f.k, pb->pu);
-    const fill_chain *c = &f.c[0];
+    const fill_chain *c = &f.c;
     double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
     double next = INFINITY;
     for (int l = 0; l < 4; l++)
