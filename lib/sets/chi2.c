@@ -155,10 +155,17 @@ static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *
      * 0) sums centred on the raw mean (about 0: sum p d of d >= 0 loses
      * nothing; one more pass for it unless the centre was 0), so nearly
      * tied gaps lose no digits */
-    if (s.var > 0.0 && shift * shift <= 1e3 * s.var && fabs(w.centre) <= 1e3 * fabs(s.mean)) {
-        s.top = w.below_top > 0.0 ? w.below_top : 0.0; /* the largest active gap */
-        for (size_t i = 0; i < w.n; i++)
-            s.top = w.win[i].d < s.limit && w.win[i].d > s.top ? w.win[i].d : s.top;
+    /* the largest active gap: in the window, which lies above every gap
+     * summarised below it, or else the largest of those, when known (the
+     * centred pass finds it otherwise) */
+    double top = -INFINITY;
+    for (size_t i = 0; i < w.n; i++)
+        top = w.win[i].d < s.limit && w.win[i].d > top ? w.win[i].d : top;
+    top = top > -INFINITY ? top : w.below_top;
+    int top_known = top > -INFINITY || !(w.below_mass > 0.0);
+    if (s.var > 0.0 && shift * shift <= 1e3 * s.var && fabs(w.centre) <= 1e3 * fabs(s.mean) &&
+        top_known) {
+        s.top = top > 0.0 ? top : 0.0;
         return s;
     }
     centred_sums (*const centred)(const drpo_problem *, double, double) =
@@ -170,7 +177,8 @@ static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *
     }
     centred_sums cs = centred(pb, s.limit, c);
     double scale = pb->uniform ? pb->pu : 1.0; /* counts to masses */
-    double c1 = drpo__v4_hsum(cs.c1) * scale, c2 = drpo__v4_hsum(cs.c2) * scale, top = 0.0;
+    double c1 = drpo__v4_hsum(cs.c1) * scale, c2 = drpo__v4_hsum(cs.c2) * scale;
+    top = 0.0;
     for (int l = 0; l < 4; l++)
         top = cs.top[l] > top ? cs.top[l] : top;
     s.mass = drpo__v4_ksum_total(cs.mass_s, cs.mass_c) * scale;

@@ -100,12 +100,14 @@ DRPO__INLINE q_part q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const q_shape
 DRPO__INLINE drpo_v4d vmax(drpo_v4d a, drpo_v4d b) { return drpo__v4_select(b > a, b, a); }
 
 /* Two groups' shares into the running statistics: combined first, so each
- * running value waits on one operation per eight weights. */
-DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y)
+ * running value waits on one operation per eight weights.  `max_known`:
+ * the largest weight follows from the rule, so it is not tracked. */
+DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y, int max_known)
 {
     *block += x.q + y.q;
     a->sum2 += x.sq + y.sq;
-    a->max = vmax(a->max, vmax(x.q, y.q));
+    if (!max_known)
+        a->max = vmax(a->max, vmax(x.q, y.q));
     a->support += x.support + y.support;
     a->cmax = vmax(a->cmax, vmax(x.ratio, y.ratio));
     a->div += x.div + y.div;
@@ -121,6 +123,9 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
     const q_shape r = shape_of(rule);
     const int stream = drpo__stream_output(out, pb->m);
     const q_part none = {zero, zero, zero, zero, zero};
+    /* a ramp over a uniform base peaks at the argmax units (gap exactly 0,
+     * the same arithmetic as the pass): (pu t_+) scale */
+    const int max_known = kind == DRPO__Q_RAMP && uniform;
     size_t m = pb->m, j = 0;
     q_acc a = {zero, zero, zero, zero, zero, zero, zero};
     while (j < m) { /* blocks of 256, the sums compensated across blocks */
@@ -133,12 +138,13 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
                                 divergence, j, out, stream);
             q_part x1 = q_lanes(d1, uniform ? pu : drpo__v4_load(pp + j + 4), all, &r, kind,
                                 divergence, j + 4, out, stream);
-            acc_add(&a, &block, x0, x1);
+            acc_add(&a, &block, x0, x1, max_known);
         }
         for (; j < end; j += 4) { /* a group of four, then a padded one (no mass, gap 0) */
             drpo_v4d d, p;
             drpo_v4i real = drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
-            acc_add(&a, &block, q_lanes(d, p, real, &r, kind, divergence, j, out, stream), none);
+            acc_add(&a, &block, q_lanes(d, p, real, &r, kind, divergence, j, out, stream), none,
+                    max_known);
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
     }
@@ -154,6 +160,8 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
         s.max = a.max[l] > s.max ? a.max[l] : s.max;
         s.max_ratio = a.cmax[l] > s.max_ratio ? a.cmax[l] : s.max_ratio;
     }
+    if (max_known)
+        s.max = (pb->pu * (rule->t > 0.0 ? rule->t : 0.0)) * rule->scale;
     return s;
 }
 

@@ -91,13 +91,13 @@ static void bracket(const drpo_window *sample, double level, double *lo, double 
 
 /* One chain of a pass's sums, four lanes each, over the gaps outside the
  * bracket (the window's own sums come from its copy): the units below (a
- * uniform base) or the block's masses below and above, the moments below,
- * the least gap above the bracket and the largest below it. */
+ * uniform base) or the block's masses below and above, the moments below
+ * and the least gap above the bracket. */
 typedef struct fill_chain {
     drpo_v4i below; /* a true lane is -1 */
     drpo_v4d blk[2];
     drpo_v4d s1, s2;
-    drpo_v4d next, below_top;
+    drpo_v4d next;
 } fill_chain;
 
 /* A pass's sums: its two chains (even and odd groups of four, so that no
@@ -134,8 +134,6 @@ DRPO__INLINE drpo_v4i fill_lanes(drpo_v4d d, drpo_v4d w, drpo_v4i real, double l
         f->s2 += (uniform ? bw : bw * x) * x;
         drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
         f->next = drpo__v4_select(cand < f->next, cand, f->next);
-        cand = drpo__v4_select(below, d, drpo__v4_set1(-INFINITY));
-        f->below_top = drpo__v4_select(cand > f->below_top, cand, f->below_top);
     }
     return real & (d >= lo) & (d < hi); /* (no constant for a negation) */
 }
@@ -207,7 +205,6 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, d
     c0.s1 = c0.s2 = c0.blk[0] = c0.blk[1] = zero;
     c0.below = (drpo_v4i){0, 0, 0, 0};
     c0.next = drpo__v4_set1(INFINITY);
-    c0.below_top = drpo__v4_set1(-INFINITY);
     c1 = c0;
     while (j < m) { /* blocks of 256 */
         size_t end = j + 256 < m ? j + 256 : m;
@@ -237,7 +234,6 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, d
     f.c.s1 += c1.s1;
     f.c.s2 += c1.s2;
     f.c.next = drpo__v4_select(c1.next < c0.next, c1.next, c0.next);
-    f.c.below_top = drpo__v4_select(c1.below_top > c0.below_top, c1.below_top, c0.below_top);
     for (int a = 0; a < 2; a++) {
         f.mass_s[a] = mass_s[a];
         f.mass_c[a] = mass_c[a];
@@ -248,7 +244,7 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, d
 
 /* Instances by base (uniform or weighted) and moments (0: masses only, 1:
  * first moments too, 2: second moments about the centre too, and the
- * least gap above and largest below the bracket). */
+ * least gap above the bracket). */
 #define FILL_KERNEL(name, uniform, moments)                                                   \
     DRPO__KERNEL_DISPATCH(fill_sums, name,                                                    \
                           (const drpo_problem *pb, double lo, double hi, double centre),      \
@@ -379,7 +375,7 @@ static void fill(const drpo_problem *pb, double lo, double hi, double centre, in
     w->below_s1 = drpo__v4_hsum(c->s1) * scale;
     w->below_s2 = drpo__v4_hsum(c->s2) * scale;
     w->centre = centre;
-    w->below_top = max_of(c->below_top, -INFINITY);
+    w->below_top = -INFINITY; /* (not tracked by this pass: see drpo_window) */
     w->next = next;
     w->lo = lo;
     w->hi = hi;
