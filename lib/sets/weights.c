@@ -113,19 +113,17 @@ DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y, int max
     a->div += x.div + y.div;
 }
 
-DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, double *out,
-                                int kind, int divergence, int uniform)
+/* The pass itself; `stream` a constant after inlining, so that the choice
+ * of store is made once, not at every group (a branch there made GCC keep
+ * the running values in memory). */
+DRPO__INLINE q_acc q_pass(const drpo_problem *pb, const q_shape *r, double *out, int kind,
+                          int divergence, int uniform, int max_known, int stream)
 {
     const double *x = pb->x, *pp = pb->p;
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
     const drpo_v4i all = zero == zero;
-    const q_shape r = shape_of(rule);
-    const int stream = drpo__stream_output(out, pb->m);
     const q_part none = {zero, zero, zero, zero, zero};
-    /* a ramp over a uniform base peaks at the argmax units (gap exactly 0,
-     * the same arithmetic as the pass): (pu t_+) scale */
-    const int max_known = kind == DRPO__Q_RAMP && uniform;
     size_t m = pb->m, j = 0;
     q_acc a = {zero, zero, zero, zero, zero, zero, zero};
     while (j < m) { /* blocks of 256, the sums compensated across blocks */
@@ -134,21 +132,34 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
         for (; j + 8 <= end; j += 8) {
             drpo_v4d d0 = top - drpo__v4_load(x + j) * down;
             drpo_v4d d1 = top - drpo__v4_load(x + j + 4) * down;
-            q_part x0 = q_lanes(d0, uniform ? pu : drpo__v4_load(pp + j), all, &r, kind,
+            q_part x0 = q_lanes(d0, uniform ? pu : drpo__v4_load(pp + j), all, r, kind,
                                 divergence, j, out, stream);
-            q_part x1 = q_lanes(d1, uniform ? pu : drpo__v4_load(pp + j + 4), all, &r, kind,
+            q_part x1 = q_lanes(d1, uniform ? pu : drpo__v4_load(pp + j + 4), all, r, kind,
                                 divergence, j + 4, out, stream);
             acc_add(&a, &block, x0, x1, max_known);
         }
         for (; j < end; j += 4) { /* a group of four, then a padded one (no mass, gap 0) */
             drpo_v4d d, p;
             drpo_v4i real = drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
-            acc_add(&a, &block, q_lanes(d, p, real, &r, kind, divergence, j, out, stream), none,
+            acc_add(&a, &block, q_lanes(d, p, real, r, kind, divergence, j, out, stream), none,
                     max_known);
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
     }
     drpo__v4_stream_end(stream);
+    return a;
+}
+
+DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, double *out,
+                                int kind, int divergence, int uniform)
+{
+    const q_shape r = shape_of(rule);
+    /* a ramp over a uniform base peaks at the argmax units (gap exactly 0,
+     * the same arithmetic as the pass): (pu t_+) scale */
+    const int max_known = kind == DRPO__Q_RAMP && uniform;
+    q_acc a = drpo__stream_output(out, pb->m)
+                  ? q_pass(pb, &r, out, kind, divergence, uniform, max_known, 1)
+                  : q_pass(pb, &r, out, kind, divergence, uniform, max_known, 0);
     drpo_qstats s;
     s.excess = 0.0;
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
