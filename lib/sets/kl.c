@@ -51,49 +51,80 @@ typedef struct kl_sums {
 /* sum w and sum w (d - c)^k, k = 1..order (1 or 6), with w = p exp(-u d) over the
  * problem; in the precise form (u d <= 0.5) also sum p expm1(-u d), and
  * w = p (1 + expm1). */
-DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double c, double *store,
-                             int uniform, int precise, int order)
+/* Four gaps' weights w = p exp(-u d) (or p (1 + expm1)), kept when `keep`,
+ * into the running sums. */
+DRPO__INLINE void kl_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d nu, drpo_v4d vc, int precise,
+                           int order, double *keep, drpo_v4d *block, drpo_v4d *em1,
+                           drpo_v4d mom[KL_ORDER])
+{
+    drpo_v4d w;
+    if (precise) {
+        drpo_v4d e1 = drpo__v4_expm1_small(nu * d);
+        *em1 += p * e1;
+        w = p * (1.0 + e1);
+    } else {
+        w = p * drpo__v4_exp_nonpos(nu * d);
+    }
+    if (keep)
+        drpo__v4_store(keep, w);
+    *block += w;
+    /* w x^k: w x and w x^2 times powers of x^2, a short chain */
+    drpo_v4d x = d - vc, wx = w * x;
+    mom[0] += wx;
+    if (order >= KL_ORDER) {
+        drpo_v4d x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;
+        mom[1] += wx2;
+        mom[2] += wx3;
+        mom[3] += wx4;
+        mom[4] += wx3 * x2;
+        mom[5] += wx4 * x2;
+    }
+}
+
+/* sum w and sum w (d - c)^k, k = 1..order (1 or 6), with w = p exp(-u d)
+ * over the problem, w kept in store (unless NULL); in the precise form
+ * (u d <= 0.5) also sum p expm1(-u d), and w = p (1 + expm1).  The sums
+ * live in locals (the stores to `store` could alias a returned struct and
+ * keep them in memory), and whether to store is decided once (`keeps`, a
+ * constant after inlining). */
+DRPO__INLINE kl_sums kl_pass(const drpo_problem *pb, double u, double c, double *store,
+                             int uniform, int precise, int order, int keeps)
 {
     const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c), zero = drpo__v4_set1(0.0);
-    kl_sums s;
-    s.z_s = s.z_c = s.em1 = zero;
+    drpo_v4d z_s = zero, z_c = zero, em1 = zero, mom[KL_ORDER];
     for (int k = 0; k < KL_ORDER; k++)
-        s.mom[k] = zero;
+        mom[k] = zero;
     size_t m = pb->m, j = 0;
     while (j < m) { /* blocks of 256, Z compensated across blocks */
         drpo_v4d block = zero;
         size_t end = j + 256 < m ? j + 256 : m;
-        for (; j < end; j += 4) {
-            drpo_v4d d, p, w;
-            drpo__v4_units(pb, j, end, uniform, 0, &d, &p); /* padded lanes: no mass */
-            if (precise) {
-                drpo_v4d e1 = drpo__v4_expm1_small(nu * d);
-                s.em1 += p * e1;
-                w = p * (1.0 + e1);
-            } else {
-                w = p * drpo__v4_exp_nonpos(nu * d);
-            }
-            if (store && j + 4 <= end)
-                drpo__v4_store(store + j, w);
-            else if (store)
-                for (size_t l = 0; j + l < end; l++)
-                    store[j + l] = w[l];
-            block += w;
-            /* w x^k: w x and w x^2 times powers of x^2, a short chain */
-            drpo_v4d x = d - vc, wx = w * x;
-            s.mom[0] += wx;
-            if (order >= KL_ORDER) {
-                drpo_v4d x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;
-                s.mom[1] += wx2;
-                s.mom[2] += wx3;
-                s.mom[3] += wx4;
-                s.mom[4] += wx3 * x2;
-                s.mom[5] += wx4 * x2;
-            }
+        for (; j + 4 <= end; j += 4) {
+            drpo_v4d d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
+            drpo_v4d p = uniform ? drpo__v4_set1(pb->pu) : drpo__v4_load(pb->p + j);
+            kl_lanes(d, p, nu, vc, precise, order, keeps ? store + j : NULL, &block, &em1, mom);
         }
-        drpo__v4_ksum_add(&s.z_s, &s.z_c, block);
+        if (j < end) { /* the last m mod 4: padded lanes have no mass */
+            drpo_v4d d, p;
+            double w[4];
+            drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
+            kl_lanes(d, p, nu, vc, precise, order, keeps ? w : NULL, &block, &em1, mom);
+            for (size_t l = 0; keeps && j + l < end; l++)
+                store[j + l] = w[l];
+            j = end;
+        }
+        drpo__v4_ksum_add(&z_s, &z_c, block);
     }
+    kl_sums s = {z_s, z_c, em1, {zero}};
+    for (int k = 0; k < KL_ORDER; k++)
+        s.mom[k] = mom[k];
     return s;
+}
+
+DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double c, double *store,
+                             int uniform, int precise, int order)
+{
+    return store ? kl_pass(pb, u, c, store, uniform, precise, order, 1)
+                 : kl_pass(pb, u, c, store, uniform, precise, order, 0);
 }
 
 /* Instances by base, form of the sum (precise: Z near 1) and moments: the
