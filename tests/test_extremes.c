@@ -239,8 +239,9 @@ static int cmp_desc(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
-/* n = 10^5 random losses: every form checked; CVaR with a uniform base also
- * against the mean of the top alpha fraction, by sorting. */
+/* n = 10^5 random losses: every form checked, over a uniform base and a
+ * random one (the weighted window pass, narrowing and centre); CVaR with a
+ * uniform base also against the mean of the top alpha fraction, by sorting. */
 START_TEST(test_large_n)
 {
     enum { N = 100000 };
@@ -251,14 +252,21 @@ START_TEST(test_large_n)
     double *sorted = malloc(N * sizeof *sorted);
     for (size_t i = 0; i < N; i++)
         l[i] = 100.0 * (tu_unif(&r) - 0.3) * tu_unif(&r);
-    tu_uniform_base(N, p);
-    for (size_t fi = 0; fi < tu_nforms; fi++) {
-        const tu_form *f = &tu_forms[fi];
-        double prm[TU_MAXPARAMS], v;
-        size_t np = tu_params(f, prm);
-        for (size_t k = 0; k < np; k += 2) {
-            const char *why = tu_solve_and_check(f->set, f->key, prm[k], N, l, p, 1, q, &v);
-            ck_assert_msg(why == NULL, "n = 1e5, %s %g: %s", f->name, prm[k], why);
+    for (int uniform = 0; uniform <= 1; uniform++) {
+        if (uniform)
+            tu_uniform_base(N, p);
+        else
+            tu_random_base(&r, N, 0, p);
+        for (size_t fi = 0; fi < tu_nforms; fi++) {
+            const tu_form *f = &tu_forms[fi];
+            double prm[TU_MAXPARAMS], v;
+            size_t np = tu_params(f, prm);
+            for (size_t k = 0; k < np; k += 2) {
+                const char *why =
+                    tu_solve_and_check(f->set, f->key, prm[k], N, l, p, uniform, q, &v);
+                ck_assert_msg(why == NULL, "n = 1e5, %s base, %s %g: %s",
+                              uniform ? "uniform" : "random", f->name, prm[k], why);
+            }
         }
     }
     memcpy(sorted, l, N * sizeof *l);
