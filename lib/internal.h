@@ -240,9 +240,6 @@ typedef struct drpo_window {
     double win_mass, win_s1, win_s2;       /* the same over the window */
     double above_mass;                     /* sum p over d >= hi */
     double centre;                         /* rules with moments 2: near the active mean; else 0 */
-    double below_top; /* largest gap narrowing summarised below (moments 2); -INFINITY if
-                         none: the window pass does not track its own (a full pass of
-                         compares for a rare need) */
     const drpo_pair *win;                  /* the gaps in [lo, hi) */
     size_t n;
     double next; /* smallest gap >= hi, INFINITY if none (tracked for rules with moments 2) */

@@ -156,12 +156,11 @@ static chi2_active find_active(const drpo_problem *pb, const chi2_form *f, int *
      * nothing; one more pass for it unless the centre was 0), so nearly
      * tied gaps lose no digits */
     /* the largest active gap: in the window, which lies above every gap
-     * summarised below it, or else the largest of those, when known (the
-     * centred pass finds it otherwise) */
+     * summarised below it; if none of its gaps is active while some below
+     * it are, the centred pass finds it */
     double top = -INFINITY;
     for (size_t i = 0; i < w.n; i++)
         top = w.win[i].d < s.limit && w.win[i].d > top ? w.win[i].d : top;
-    top = top > -INFINITY ? top : w.below_top;
     int top_known = top > -INFINITY || !(w.below_mass > 0.0);
     if (s.var > 0.0 && shift * shift <= 1e3 * s.var && fabs(w.centre) <= 1e3 * fabs(s.mean) &&
         top_known) {

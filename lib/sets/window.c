@@ -35,7 +35,6 @@ static void clear_sums(drpo_window *w)
     w->win_mass = w->win_s1 = w->win_s2 = 0.0;
     w->above_mass = 0.0;
     w->centre = 0.0;
-    w->below_top = -INFINITY;
     w->next = INFINITY;
 }
 
@@ -270,7 +269,7 @@ static fill_sums fill_pass(const drpo_problem *pb, double lo, double hi, double 
 typedef struct split_acc {
     drpo_v4d mass_s[3], mass_c[3]; /* below, inside, above: compensated across blocks */
     drpo_v4d s1[2], s2[2];         /* below, inside: moments about the centre */
-    drpo_v4d next, below_top;      /* least gap above, largest below */
+    drpo_v4d next;                 /* least gap above */
 } split_acc;
 
 DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, double hi, double c)
@@ -282,7 +281,6 @@ DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, doubl
         r.mass_s[k] = r.mass_c[k] = zero;
     r.s1[0] = r.s1[1] = r.s2[0] = r.s2[1] = zero;
     r.next = drpo__v4_set1(INFINITY);
-    r.below_top = drpo__v4_set1(-INFINITY);
     size_t j = 0;
     while (j < n) { /* blocks of 256 pairs */
         size_t end = j + 256 < n ? j + 256 : n;
@@ -314,8 +312,6 @@ DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, doubl
             r.s2[1] += drpo__v4_select(inside, pdd, zero);
             drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
             r.next = drpo__v4_select(cand < r.next, cand, r.next);
-            cand = drpo__v4_select(below, d, drpo__v4_set1(-INFINITY));
-            r.below_top = drpo__v4_select(cand > r.below_top, cand, r.below_top);
         }
         for (int k = 0; k < 3; k++)
             drpo__v4_ksum_add(&r.mass_s[k], &r.mass_c[k], blk[k]);
@@ -326,14 +322,6 @@ DRPO__INLINE split_acc split_body(const drpo_pair *a, size_t n, double lo, doubl
 DRPO__KERNEL_DISPATCH(split_acc, split_pass,
                       (const drpo_pair *a, size_t n, double lo, double hi, double c),
                       (a, n, lo, hi, c), split_body(a, n, lo, hi, c))
-
-/* The largest of four lanes and a value. */
-static double max_of(drpo_v4d v, double x)
-{
-    for (int l = 0; l < 4; l++)
-        x = v[l] > x ? v[l] : x;
-    return x;
-}
 
 /* One pass over the problem: gaps in [lo, hi) copied (unsorted) to pairs,
  * the rest summarised (moments about `centre`). */
@@ -375,7 +363,6 @@ static void fill(const drpo_problem *pb, double lo, double hi, double centre, in
     w->below_s1 = drpo__v4_hsum(c->s1) * scale;
     w->below_s2 = drpo__v4_hsum(c->s2) * scale;
     w->centre = centre;
-    w->below_top = -INFINITY; /* (not tracked by this pass: see drpo_window) */
     w->next = next;
     w->lo = lo;
     w->hi = hi;
@@ -407,7 +394,6 @@ static void narrow_sums(const drpo_window *w, double lo, double hi, drpo_window 
     out->win_mass = mass[1];
     out->win_s1 = drpo__v4_hsum(r.s1[1]);
     out->win_s2 = drpo__v4_hsum(r.s2[1]);
-    out->below_top = max_of(r.below_top, w->below_top);
     out->next = next;
     out->lo = lo;
     out->hi = hi;
