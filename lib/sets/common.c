@@ -127,12 +127,13 @@ void drpo__pairs_sort(drpo_pair *a, size_t n)
 /* Before b in the scan order (ascending, or descending gaps). */
 static int before(double a, double b, int descending) { return descending ? a > b : a < b; }
 
-static void sums_add(drpo_scan_sums *s, const drpo_pair *x)
+/* g's sums (about the same centre) added to *s. */
+static void sums_merge(drpo_scan_sums *s, const drpo_scan_sums *g)
 {
-    double px = x->p * (x->d - s->centre);
-    drpo__ksum_add(&s->mass, x->p);
-    s->s1 += px;
-    s->s2 += px * (x->d - s->centre);
+    drpo__ksum_add(&s->mass, g->mass.s);
+    drpo__ksum_add(&s->mass, g->mass.c);
+    s->s1 += g->s1;
+    s->s2 += g->s2;
 }
 
 /* The sums of a[0, n) added to *s, the mass compensated at every pair
@@ -158,12 +159,9 @@ static void sums_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
         s1 += a[j].p * x;
         s2 += a[j].p * x * x;
     }
-    drpo__ksum_add(&s->mass, even.s);
-    drpo__ksum_add(&s->mass, odd.s);
-    drpo__ksum_add(&s->mass, even.c);
-    drpo__ksum_add(&s->mass, odd.c);
-    s->s1 += s1;
-    s->s2 += s2;
+    drpo_scan_sums e = {even, s1, s2, c}, o = {odd, 0.0, 0.0, c};
+    sums_merge(s, &e);
+    sums_merge(s, &o);
 }
 
 /* The sorted fallback: the groups of equal gaps in scan order. */
@@ -171,20 +169,18 @@ static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descend
                        drpo_scan_stop stop, const void *ctx, double *gap)
 {
     drpo__pairs_sort(a, n);
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n;) { /* the group of a[i, j) in scan order */
         size_t j = i;
-        drpo_scan_sums g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
         double v = a[descending ? n - 1 - i : i].d;
-        for (; j < n && a[descending ? n - 1 - j : j].d == v; j++)
-            sums_add(&g, &a[descending ? n - 1 - j : j]);
+        while (j < n && a[descending ? n - 1 - j : j].d == v)
+            j++;
+        drpo_scan_sums g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
+        sums_add_all(&g, descending ? a + n - j : a + i, j - i);
         if (stop(sums, v, &g, ctx)) {
             *gap = v;
             return 1;
         }
-        drpo__ksum_add(&sums->mass, g.mass.s);
-        drpo__ksum_add(&sums->mass, g.mass.c);
-        sums->s1 += g.s1;
-        sums->s2 += g.s2;
+        sums_merge(sums, &g);
         i = j;
     }
     return 0;
@@ -229,10 +225,7 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
             n = lt;
             continue;
         }
-        drpo__ksum_add(&b.mass, g.mass.s);
-        drpo__ksum_add(&b.mass, g.mass.c);
-        b.s1 += g.s1;
-        b.s2 += g.s2;
+        sums_merge(&b, &g);
         *sums = b;
         a += gt;
         n -= gt;
@@ -246,10 +239,9 @@ static int mass_reached(const drpo_scan_sums *before, double gap, const drpo_sca
                         const void *ctx)
 {
     (void)gap;
-    drpo_ksum k = before->mass;
-    drpo__ksum_add(&k, group->mass.s);
-    drpo__ksum_add(&k, group->mass.c);
-    return drpo__ksum_value(&k) >= *(const double *)ctx;
+    drpo_scan_sums through = *before;
+    sums_merge(&through, group);
+    return drpo__ksum_value(&through.mass) >= *(const double *)ctx;
 }
 
 int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
