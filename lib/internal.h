@@ -258,6 +258,9 @@ typedef struct drpo_window_rule {
     int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 and next */
 } drpo_window_rule;
 
+/* A stratified sample of s <= m gaps with their masses, scaled to sum to 1. */
+void drpo__sample_gaps(const drpo_problem *pb, size_t s, drpo_pair *out);
+
 /* A window of the gaps (unsorted) that holds the crossing; returns the passes
  * over the data (1 unless the first bracket missed).  Uses pb->pairs, and
  * pb->q as scratch. */

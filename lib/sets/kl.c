@@ -372,18 +372,13 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho)
 {
     size_t m = pb->m, s = 8192;
     if (m >= 8 * s) {
-        double mass = 0.0, d_max = 0.0, d_min = INFINITY;
-        for (size_t i = 0; i < s; i++) { /* one gap from each of s strata */
-            size_t j = i * m / s + (size_t)((i * 0x9E3779B97F4A7C15ull) >> 40) % (m / s);
-            pb->pairs[i].d = drpo__gap(pb, j);
-            pb->pairs[i].p = drpo__mass(pb, j);
-            mass += drpo__mass(pb, j);
-            d_max = fmax(d_max, drpo__gap(pb, j));
-            if (drpo__gap(pb, j) > 0.0)
-                d_min = fmin(d_min, drpo__gap(pb, j));
+        double d_max = 0.0, d_min = INFINITY;
+        drpo__sample_gaps(pb, s, pb->pairs);
+        for (size_t i = 0; i < s; i++) {
+            double d = pb->pairs[i].d;
+            d_max = fmax(d_max, d);
+            d_min = d > 0.0 ? fmin(d_min, d) : d_min;
         }
-        for (size_t i = 0; i < s; i++)
-            pb->pairs[i].p /= mass;
         kl_view sv = {NULL, NULL, pb->pairs, s, d_max, d_min, pb->mean_d};
         double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         kl_eval e;

@@ -52,10 +52,9 @@ static double mean_below(const drpo_window *sample, double hi, double otherwise)
 }
 
 /* A stratified sample of s gaps into out (from the problem's arrays
- * when pairs is NULL, else from pairs[0, n)), masses scaled to sum to mass,
- * as a window with the parent's sums below it. */
-static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, size_t s,
-                      double mass, const drpo_window *parent, drpo_pair *out, drpo_window *w)
+ * when pairs is NULL, else from pairs[0, n)), masses scaled to sum to mass. */
+static void stratified(const drpo_problem *pb, const drpo_pair *pairs, size_t n, size_t s,
+                       double mass, drpo_pair *out)
 {
     double total = 0.0;
     for (size_t i = 0; i < s; i++) { /* one gap from each of s equal strata */
@@ -66,6 +65,18 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
     }
     for (size_t i = 0; i < s; i++)
         out[i].p *= mass / total;
+}
+
+void drpo__sample_gaps(const drpo_problem *pb, size_t s, drpo_pair *out)
+{
+    stratified(pb, NULL, pb->m, s, 1.0, out);
+}
+
+/* stratified(), as a window with the parent's sums below it. */
+static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, size_t s,
+                      double mass, const drpo_window *parent, drpo_pair *out, drpo_window *w)
+{
+    stratified(pb, pairs, n, s, mass, out);
     *w = *parent;
     w->win = out;
     w->n = s;
