@@ -100,14 +100,12 @@ DRPO__INLINE q_part q_lanes(drpo_v4d d, drpo_v4d p, drpo_v4i real, const q_shape
 DRPO__INLINE drpo_v4d vmax(drpo_v4d a, drpo_v4d b) { return drpo__v4_select(b > a, b, a); }
 
 /* Two groups' shares into the running statistics: combined first, so each
- * running value waits on one operation per eight weights.  `max_known`:
- * the largest weight follows from the rule, so it is not tracked. */
-DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y, int max_known)
+ * running value waits on one operation per eight weights. */
+DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y)
 {
     *block += x.q + y.q;
     a->sum2 += x.sq + y.sq;
-    if (!max_known)
-        a->max = vmax(a->max, vmax(x.q, y.q));
+    a->max = vmax(a->max, vmax(x.q, y.q));
     a->support += x.support + y.support;
     a->cmax = vmax(a->cmax, vmax(x.ratio, y.ratio));
     a->div += x.div + y.div;
@@ -117,7 +115,7 @@ DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y, int max
  * of store is made once, not at every group (a branch there made GCC keep
  * the running values in memory). */
 DRPO__INLINE q_acc q_pass(const drpo_problem *pb, const q_shape *r, double *out, int kind,
-                          int divergence, int uniform, int max_known, int stream)
+                          int divergence, int uniform, int stream)
 {
     const double *x = pb->x, *pp = pb->p;
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
@@ -136,13 +134,12 @@ DRPO__INLINE q_acc q_pass(const drpo_problem *pb, const q_shape *r, double *out,
                                 divergence, j, out, stream);
             q_part x1 = q_lanes(d1, uniform ? pu : drpo__v4_load(pp + j + 4), all, r, kind,
                                 divergence, j + 4, out, stream);
-            acc_add(&a, &block, x0, x1, max_known);
+            acc_add(&a, &block, x0, x1);
         }
         for (; j < end; j += 4) { /* a group of four, then a padded one (no mass, gap 0) */
             drpo_v4d d, p;
             drpo_v4i real = drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
-            acc_add(&a, &block, q_lanes(d, p, real, r, kind, divergence, j, out, stream), none,
-                    max_known);
+            acc_add(&a, &block, q_lanes(d, p, real, r, kind, divergence, j, out, stream), none);
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
     }
@@ -154,12 +151,8 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
                                 int kind, int divergence, int uniform)
 {
     const q_shape r = shape_of(rule);
-    /* a ramp over a uniform base peaks at the argmax units (gap exactly 0,
-     * the same arithmetic as the pass): (pu t_+) scale */
-    const int max_known = kind == DRPO__Q_RAMP && uniform;
-    q_acc a = drpo__stream_output(out, pb->m)
-                  ? q_pass(pb, &r, out, kind, divergence, uniform, max_known, 1)
-                  : q_pass(pb, &r, out, kind, divergence, uniform, max_known, 0);
+    q_acc a = drpo__stream_output(out, pb->m) ? q_pass(pb, &r, out, kind, divergence, uniform, 1)
+                                              : q_pass(pb, &r, out, kind, divergence, uniform, 0);
     drpo_qstats s;
     s.excess = 0.0;
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
@@ -171,8 +164,81 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
         s.max = a.max[l] > s.max ? a.max[l] : s.max;
         s.max_ratio = a.cmax[l] > s.max_ratio ? a.cmax[l] : s.max_ratio;
     }
-    if (max_known)
-        s.max = (pb->pu * (rule->t > 0.0 ? rule->t : 0.0)) * rule->scale;
+    return s;
+}
+
+/* A ramp over a uniform base (chi-square's weights, q = (pu c) scale with
+ * c = (t - d)_+): the pass is bound by its arithmetic, so it sums only what
+ * does not follow from the rule: q (compensated across blocks), the units
+ * with c > 0 (exactly: counted) and E = sum (c scale - 1)^2.  Then
+ *   div  = sum pu (c scale - 1)^2 = pu E,
+ *   sum2 = sum q^2 = pu (div + 2 sum q - 1)   (pu m = 1; no cancellation:
+ *          each term is >= 0 or about 1),
+ *   max  = the argmax units' weight (gap exactly 0): (pu t_+) scale. */
+typedef struct ramp_sums {
+    drpo_v4d sum_s, sum_c, e2;
+    drpo_v4i support; /* a true lane is -1 */
+} ramp_sums;
+
+DRPO__INLINE ramp_sums ramp_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
+                                 int stream)
+{
+    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
+    const drpo_v4d t = drpo__v4_set1(r->t), scale = drpo__v4_set1(r->scale);
+    const drpo_v4d pu = drpo__v4_set1(pb->pu), one = drpo__v4_set1(1.0);
+    const drpo_v4d zero = drpo__v4_set1(0.0);
+    const double *x = pb->x;
+    ramp_sums s = {zero, zero, zero, {0, 0, 0, 0}};
+    size_t m = pb->m, j = 0;
+    while (j + 8 <= m) { /* blocks of 256 */
+        size_t end = j + 256 < m ? j + 256 : m;
+        drpo_v4d block = zero;
+        for (; j + 8 <= end; j += 8) {
+            drpo_v4d x0 = t - (top - drpo__v4_load(x + j) * down);
+            drpo_v4d x1 = t - (top - drpo__v4_load(x + j + 4) * down);
+            drpo_v4i on0 = x0 > zero, on1 = x1 > zero;
+            drpo_v4d c0 = drpo__v4_select(on0, x0, zero), c1 = drpo__v4_select(on1, x1, zero);
+            drpo_v4d q0 = (pu * c0) * scale, q1 = (pu * c1) * scale;
+            drpo__v4_store_out(out + j, q0, stream);
+            drpo__v4_store_out(out + j + 4, q1, stream);
+            drpo_v4d e0 = c0 * scale - one, e1 = c1 * scale - one;
+            block += q0 + q1;
+            s.e2 += e0 * e0 + e1 * e1;
+            s.support += on0 + on1;
+        }
+        drpo__v4_ksum_add(&s.sum_s, &s.sum_c, block);
+    }
+    drpo_v4d block = zero;
+    for (; j < m; j++) { /* the last few, one by one in lane 0 */
+        double xj = r->t - drpo__gap(pb, j), c = xj > 0.0 ? xj : 0.0;
+        double q = (pb->pu * c) * r->scale, e = c * r->scale - 1.0;
+        out[j] = q;
+        block[0] += q;
+        s.e2[0] += e * e;
+        s.support[0] -= xj > 0.0;
+    }
+    drpo__v4_ksum_add(&s.sum_s, &s.sum_c, block);
+    drpo__v4_stream_end(stream);
+    return s;
+}
+
+DRPO__KERNEL_DISPATCH(ramp_sums, ramp_uniform_stream,
+                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
+                      ramp_body(pb, r, out, 1))
+DRPO__KERNEL_DISPATCH(ramp_sums, ramp_uniform_cached,
+                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
+                      ramp_body(pb, r, out, 0))
+
+static drpo_qstats q_ramp_u(const drpo_problem *pb, const drpo_qrule *r, double *out)
+{
+    ramp_sums a = drpo__stream_output(out, pb->m) ? ramp_uniform_stream(pb, r, out)
+                                                  : ramp_uniform_cached(pb, r, out);
+    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
+    s.div = pb->pu * drpo__v4_hsum(a.e2);
+    s.sum2 = pb->pu * (s.div + (2.0 * s.sum - 1.0));
+    s.support = -(double)(a.support[0] + a.support[1] + a.support[2] + a.support[3]);
+    s.max = (pb->pu * (r->t > 0.0 ? r->t : 0.0)) * r->scale;
     return s;
 }
 
@@ -298,7 +364,6 @@ Q_KERNEL(q_step_w_none, DRPO__Q_STEP, DRPO__DIV_NONE, 0)
 Q_KERNEL(q_step_w_ratio, DRPO__Q_STEP, DRPO__DIV_MAX_RATIO, 0)
 Q_KERNEL(q_step_w_abs, DRPO__Q_STEP, DRPO__DIV_ABS, 0)
 Q_KERNEL(q_step_w_chi2, DRPO__Q_STEP, DRPO__DIV_CHI2, 0)
-Q_KERNEL(q_ramp_u, DRPO__Q_RAMP, DRPO__DIV_CHI2, 1)
 Q_KERNEL(q_ramp_w, DRPO__Q_RAMP, DRPO__DIV_CHI2, 0)
 Q_KERNEL(q_ramp_div_u, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 1)
 Q_KERNEL(q_ramp_div_w, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 0)
