@@ -242,7 +242,9 @@ typedef struct drpo_window {
     double centre;                         /* rules with moments 2: near the active mean; else 0 */
     const drpo_pair *win;                  /* the gaps in [lo, hi) */
     size_t n;
-    double next; /* smallest gap >= hi, INFINITY if none (tracked for rules with moments 2) */
+    double next; /* the smallest gap >= hi (INFINITY if none): hi itself, since every
+                  * bracket end is a sampled gap or infinite (were it not, next would be a
+                  * lower bound, and a check at it would err towards "above") */
     double lo, hi;
 } drpo_window;
 
@@ -255,7 +257,7 @@ typedef struct drpo_window_rule {
     int (*check)(const drpo_window *w, const void *ctx);
     double (*predict)(const drpo_window *w, const drpo_window *sample, const void *ctx);
     const void *ctx;
-    int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 and next */
+    int moments; /* the sums check needs: 0 masses, 1 and sum p d, 2 and sum p d^2 */
 } drpo_window_rule;
 
 /* A stratified sample of s <= m gaps with their masses, scaled to sum to 1. */

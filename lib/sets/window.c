@@ -101,13 +101,12 @@ static void bracket(const drpo_window *sample, double level, double *lo, double 
 
 /* One chain of a pass's sums, four lanes each, over the gaps outside the
  * bracket (the window's own sums come from its copy): the units below (a
- * uniform base) or the block's masses below and above, the moments below
- * and the least gap above the bracket. */
+ * uniform base) or the block's masses below and above, and the moments
+ * below.  (The least gap above the bracket is hi itself: see drpo_window.) */
 typedef struct fill_chain {
     drpo_v4i below; /* a true lane is -1 */
     drpo_v4d blk[2];
     drpo_v4d s1, s2;
-    drpo_v4d next;
 } fill_chain;
 
 /* A pass's sums: its two chains (even and odd groups of four, so that no
@@ -140,11 +139,8 @@ DRPO__INLINE drpo_v4i fill_lanes(drpo_v4d d, drpo_v4d w, drpo_v4i real, double l
     }
     if (moments >= 1)
         f->s1 += uniform ? bw : bw * x;
-    if (moments >= 2) {
+    if (moments >= 2)
         f->s2 += (uniform ? bw : bw * x) * x;
-        drpo_v4d cand = drpo__v4_select(above, d, drpo__v4_set1(INFINITY));
-        f->next = drpo__v4_select(cand < f->next, cand, f->next);
-    }
     return real & (d >= lo) & (d < hi); /* (no constant for a negation) */
 }
 
@@ -214,7 +210,6 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, d
     drpo_v4d mass_s[2] = {zero, zero}, mass_c[2] = {zero, zero};
     c0.s1 = c0.s2 = c0.blk[0] = c0.blk[1] = zero;
     c0.below = (drpo_v4i){0, 0, 0, 0};
-    c0.next = drpo__v4_set1(INFINITY);
     c1 = c0;
     while (j < m) { /* blocks of 256 */
         size_t end = j + 256 < m ? j + 256 : m;
@@ -243,7 +238,6 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, d
     f.c = c0;
     f.c.s1 += c1.s1;
     f.c.s2 += c1.s2;
-    f.c.next = drpo__v4_select(c1.next < c0.next, c1.next, c0.next);
     for (int a = 0; a < 2; a++) {
         f.mass_s[a] = mass_s[a];
         f.mass_c[a] = mass_c[a];
@@ -253,8 +247,7 @@ DRPO__INLINE fill_sums fill_body(const drpo_problem *pb, double lo, double hi, d
 }
 
 /* Instances by base (uniform or weighted) and moments (0: masses only, 1:
- * first moments too, 2: second moments about the centre too, and the
- * least gap above the bracket). */
+ * first moments too, 2: second moments about the centre too). */
 #define FILL_KERNEL(name, uniform, moments)                                                   \
     DRPO__KERNEL_DISPATCH(fill_sums, name,                                                    \
                           (const drpo_problem *pb, double lo, double hi, double centre),      \
@@ -344,9 +337,6 @@ static void fill(const drpo_problem *pb, double lo, double hi, double centre, in
         pairs_of_gaps(pb->pairs, f.k, pb->pu);
     const fill_chain *c = &f.c;
     double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
-    double next = INFINITY;
-    for (int l = 0; l < 4; l++)
-        next = c->next[l] < next ? c->next[l] : next;
     w->win = pb->pairs;
     w->n = f.k;
     /* the copy's own sums, where a check reads them (chi-square's moments)
@@ -374,7 +364,7 @@ static void fill(const drpo_problem *pb, double lo, double hi, double centre, in
     w->below_s1 = drpo__v4_hsum(c->s1) * scale;
     w->below_s2 = drpo__v4_hsum(c->s2) * scale;
     w->centre = centre;
-    w->next = next;
+    w->next = hi; /* a gap (or infinite): see drpo_window */
     w->lo = lo;
     w->hi = hi;
 }
