@@ -186,6 +186,29 @@ static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descend
     return 0;
 }
 
+/* Move the pairs before the pivot in scan order (or, `equal`, those at it)
+ * to the front, in one pass without a branch per pair (they lie at random
+ * either side: a branch mispredicts half the time); returns how many. */
+static inline __attribute__((always_inline)) size_t partition_by(drpo_pair *a, size_t n, double pivot, int descending, int equal)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        drpo_pair x = a[i];
+        size_t take = equal ? x.d == pivot : before(x.d, pivot, descending);
+        a[i] = a[k];
+        a[k] = x;
+        k += take;
+    }
+    return k;
+}
+
+static size_t partition(drpo_pair *a, size_t n, double pivot, int descending, int equal)
+{ /* (the test chosen once, not per pair) */
+    return equal        ? partition_by(a, n, pivot, 0, 1)
+           : descending ? partition_by(a, n, pivot, 1, 0)
+                        : partition_by(a, n, pivot, 0, 0);
+}
+
 int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
                      drpo_scan_stop stop, const void *ctx, double *gap)
 {
@@ -206,15 +229,8 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
         uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
         double x = a[(h >> 20) % n].d, y = a[(h >> 30) % n].d, z = a[(h >> 40) % n].d;
         double pivot = (x < y) == (y < z) ? y : (y < x) == (x < z) ? x : z;
-        size_t lt = 0, i = 0, gt = n;
-        while (i < gt) {
-            if (before(a[i].d, pivot, descending))
-                swap_pairs(&a[i++], &a[lt++]);
-            else if (a[i].d == pivot)
-                i++;
-            else
-                swap_pairs(&a[i], &a[--gt]);
-        }
+        size_t lt = partition(a, n, pivot, descending, 0);
+        size_t gt = lt + partition(a + lt, n - lt, pivot, descending, 1);
         drpo_scan_sums b = *sums, g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
         sums_add_all(&b, a, lt);
         sums_add_all(&g, a + lt, gt - lt);
