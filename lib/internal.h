@@ -80,6 +80,7 @@ typedef struct drpo_problem {
     double param;      /* rho, lambda (scaled by 2^-e) or alpha */
     drpo_pair *pairs;  /* scratch for m pairs */
     double *scratch;   /* scratch for m doubles */
+    const struct drpo_loss_window *first; /* or NULL */
 } drpo_problem;
 
 static inline double drpo__gap(const drpo_problem *pb, size_t j)
@@ -111,17 +112,20 @@ typedef struct drpo_qrule {
     double scale;    /* the normaliser */
     int unnormalised; /* scale is not the normaliser (a degenerate piece): q is
                          renormalised afterwards, so written to scratch first */
-    /* STEP over a uniform base, when the mass beyond t is not known before the
-     * pass (TV penalty): c_top grows by top_per_moved times that mass, and the
-     * pass's excess sum p (d - t) over d > t is added to the solution's value */
-    int defer_top;
-    double top_per_moved;
+    /* STEP over a uniform base, a part of the value left to the pass (which
+     * reads every gap anyway): `measure`: it sums p (d - t) over d > t (the
+     * excess) and p (t - d) over d < t (the deficit), and the solution's
+     * value gains value_excess and value_deficit times them.  defer_top (with
+     * measure): the mass beyond t is not known before the pass either (TV
+     * penalty), and c_top grows by top_per_moved times it */
+    int measure, defer_top;
+    double value_excess, value_deficit, top_per_moved;
 } drpo_qrule;
 
 typedef struct drpo_qstats {
     double sum, sum2, max, support; /* of q */
     double max_ratio, div;          /* the rule's divergence measure (see above) */
-    double excess;                  /* defer_top: sum p (d - t) over d > t */
+    double excess, deficit;         /* measure: see drpo_qrule */
 } drpo_qstats;
 
 /* Write q to out (m doubles) by the rule; one pass (sets/weights.c). */
@@ -147,6 +151,12 @@ typedef struct drpo_set_ops {
     unsigned forms;    /* bit (1 << DRPO__FORM_x) for each form the set takes */
     drpo_solve_fn solve;
     drpo_divergence_fn divergence;
+    /* where the crossing of a solve that needs only masses is expected
+     * before anything is known: the fraction of the mass, in ascending gaps,
+     * below it (CVaR: alpha; TV radius: 1 - rho), or NaN; NULL: none.  The
+     * objective then takes the solve's first window while it scans the
+     * losses (drpo_loss_window). */
+    double (*level)(int form, double param);
 } drpo_set_ops;
 
 /* The operations of a set, or NULL for an unknown one (objective.c). */
@@ -197,8 +207,29 @@ static inline double drpo__bsum_value(const drpo_bsum *b)
 typedef struct drpo_loss_scan {
     double max, min, at_max, shifted_sum;
     int finite;
+    double over;  /* drpo__scan_window: losses >= x1 */
+    size_t kept;  /* drpo__scan_window: losses in (x0, x1), copied */
 } drpo_loss_scan;
 drpo_loss_scan drpo__scan_losses(size_t n, const double *loss);
+/* The same, and the losses in (x0, x1) copied in order to kept (room for
+ * n), those >= x1 counted. */
+drpo_loss_scan drpo__scan_window(size_t n, const double *loss, double x0, double x1, double *kept);
+
+/* A window taken in loss space by drpo__scan_window, for a set with a level
+ * (a uniform base): the losses in (x0, x1) kept as doubles at the front of
+ * the problem's pairs, `over` the losses >= x1.  The gap map is monotone,
+ * so these are a window in gap space too, exact once its ends' own ties are
+ * sorted out (drpo__window_find). */
+typedef struct drpo_loss_window {
+    double x0, x1, over;
+    size_t kept;
+} drpo_loss_window;
+
+/* The loss-space bracket (x0, x1) of a set's level from a sample of the
+ * losses (scratch: room for the sample); 0 where the losses are too few to
+ * sample or the sample is not finite (then no window is taken). */
+int drpo__loss_bracket(size_t n, const double *loss, double level, drpo_pair *scratch, double *x0,
+                       double *x1);
 
 /* Shared pieces of the solvers (sets/common.c). */
 /* q = p restricted to the argmax set, renormalised: the degenerate answer;

@@ -268,12 +268,12 @@ typedef struct loss_range {
     double max, mag; /* largest loss and largest |loss| where base > 0 */
     drpo_loss_scan scan; /* uniform base: the whole scan */
     int uniform;         /* the base given is n copies of 1/n */
+    int windowed;        /* uniform base: the scan took the set's first window */
+    drpo_loss_window window;
 } loss_range;
 
-/* One pass: every loss finite, every base weight finite and >= 0, the base
- * sum, and the range of the losses on the support. */
-static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *loss,
-                                const double *base, double *base_sum, loss_range *r)
+/* What can be refused before anything is read. */
+static drpo_status check_args(drpo_objective *obj, size_t n, const double *loss)
 {
     if (!loss)
         return drpo__fail(obj->err, DRPO_ERR_NULL, "loss is NULL");
@@ -283,6 +283,30 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
         return drpo__fail(obj->err, DRPO_ERR_PARAM_UNSET,
                           "the %s set needs its parameter (%s) before solving", obj->ops->name,
                           obj->set == DRPO_SET_CVAR ? "level" : "radius or penalty");
+    return DRPO_OK;
+}
+
+/* The losses of a uniform base scanned; where the set has a level, its
+ * first window taken in the same pass (into the scratch pairs). */
+static void scan_uniform(drpo_objective *obj, size_t n, const double *loss, loss_range *r)
+{
+    drpo_loss_window *w = &r->window;
+    double level = obj->ops->level ? obj->ops->level(obj->form, obj->param) : NAN;
+    r->windowed = drpo__loss_bracket(n, loss, level, obj->pairs, &w->x0, &w->x1);
+    if (r->windowed) {
+        r->scan = drpo__scan_window(n, loss, w->x0, w->x1, (double *)obj->pairs);
+        w->over = r->scan.over;
+        w->kept = r->scan.kept;
+    } else {
+        r->scan = drpo__scan_losses(n, loss);
+    }
+}
+
+/* One pass: every loss finite, every base weight finite and >= 0, the base
+ * sum, and the range of the losses on the support. */
+static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *loss,
+                                const double *base, double *base_sum, loss_range *r)
+{
     double l_max = -DBL_MAX, mag = 0.0, s = 0.0;
     int bad = 0;
     if (base) { /* a base of n copies of 1/n (the trainer's, one pair a unit) is no base */
@@ -293,7 +317,7 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
         r->uniform = i == n;
     }
     if (!base || r->uniform) {
-        r->scan = drpo__scan_losses(n, loss);
+        scan_uniform(obj, n, loss, r);
         bad = !r->scan.finite;
         l_max = r->scan.max;
         mag = fmax(fabs(r->scan.max), fabs(r->scan.min));
@@ -360,7 +384,7 @@ static void renormalise(double *q, size_t m, double sum)
 /* The statistics of written weights, for the rare solve that renormalises. */
 static drpo_qstats stats_of(const double *q, size_t m)
 {
-    drpo_qstats s = {sum_compensated(q, m), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    drpo_qstats s = {sum_compensated(q, m), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     for (size_t j = 0; j < m; j++) {
         s.sum2 += q[j] * q[j];
         s.max = q[j] > s.max ? q[j] : s.max;
@@ -421,14 +445,15 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     double base_sum = 1.0;
     loss_range range;
     memset(&range, 0, sizeof range);
-    drpo_status st = check_inputs(obj, n, loss, base, &base_sum, &range);
+    drpo_status st = check_args(obj, n, loss);
+    if (st == DRPO_OK)
+        st = reserve(obj, n);
+    if (st == DRPO_OK)
+        st = check_inputs(obj, n, loss, base, &base_sum, &range);
     if (st != DRPO_OK)
         return st;
     if (range.uniform)
         base = NULL; /* the same problem, and bitwise the same base */
-    st = reserve(obj, n);
-    if (st != DRPO_OK)
-        return st;
 
     double l_max = range.max;
     int e = 0;
@@ -445,12 +470,14 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     double *dd = obj->d, *pp = obj->p;
     pb.uniform = 0;
     pb.pu = pu;
+    pb.first = NULL;
     if (!base && fast) { /* the common case: the gaps are the losses, mapped on the fly */
         const drpo_loss_scan *sc = &range.scan;
         pb.x = loss;
         pb.top = top;
         pb.down = down;
         pb.uniform = 1;
+        pb.first = range.windowed ? &range.window : NULL;
         m = n;
         tied = (size_t)sc->at_max;
         p_top = sc->at_max * pu;
@@ -522,8 +549,8 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
     double divergence = divergence_of(&sol, &qs);
-    if (sol.rule.defer_top) /* the value's part that the weights pass measured */
-        sol.value += qs.excess;
+    if (sol.rule.measure) /* the value's part that the weights pass measured */
+        sol.value += sol.rule.value_excess * qs.excess + sol.rule.value_deficit * qs.deficit;
     if (sol.value > 0.0) /* rounding: never above the maximum loss */
         sol.value = 0.0;
     /* the rule's normaliser leaves q summing to 1 within a few ulps; past

@@ -19,15 +19,22 @@ DRPO__INLINE void scan_step(scan_chain *c, drpo_v4d v)
     c->mn = drpo__v4_select(v < c->mn, v, c->mn);
 }
 
-DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
+/* `window` (a constant after inlining): the losses in (x0, x1) are also
+ * kept (copied in order to kept[0, r.kept)), those from x1 up counted
+ * (r.over): the first pass of a threshold solve, taken in loss space
+ * (drpo_loss_window). */
+DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, double x1,
+                                      double *kept, int window)
 {
-    const double x0 = x[0];
-    const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(x0);
+    const double first = x[0];
+    const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(first);
     /* two independent chains (even and odd groups of four): one compare-and-
      * select chain is latency-bound at about half the read bandwidth */
     scan_chain a = {origin, origin, zero}, b = a;
     drpo_v4d ks = zero, kc = zero;
-    size_t i = 0;
+    const drpo_v4d lo = drpo__v4_set1(x0), hi = drpo__v4_set1(x1);
+    drpo_v4i over = {0, 0, 0, 0}; /* a true lane is -1 */
+    size_t i = 0, k = 0;
     while (i + 8 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
         size_t end = i + 256 <= n ? i + 256 : n - n % 8;
         drpo_v4d block_a = zero, block_b = zero;
@@ -37,6 +44,15 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
             scan_step(&b, w);
             block_a += v - origin;
             block_b += w - origin;
+            if (window) { /* counted from x1 up, kept in (x0, x1) */
+                drpo_v4i av = v >= hi, aw = w >= hi;
+                over += av + aw;
+                unsigned bv = drpo__v4_bits(~av & (v > lo)), bw = drpo__v4_bits(~aw & (w > lo));
+                drpo__v4_store(kept + k, drpo__v4_compress(v, bv));
+                k += (size_t)__builtin_popcount(bv);
+                drpo__v4_store(kept + k, drpo__v4_compress(w, bw));
+                k += (size_t)__builtin_popcount(bw);
+            }
         }
         drpo__v4_ksum_add(&ks, &kc, block_a + block_b);
     }
@@ -58,7 +74,12 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
         lcnt[0] = v > lmx[0] ? 1.0 : lcnt[0] + (v == lmx[0]);
         lmx[0] = v > lmx[0] ? v : lmx[0];
         lmn[0] = v < lmn[0] ? v : lmn[0];
-        drpo__ksum_add(&sum, v - x0);
+        drpo__ksum_add(&sum, v - first);
+        if (window) {
+            over[0] -= v >= x1;
+            if (v > x0 && v < x1)
+                kept[k++] = v;
+        }
     }
     drpo_loss_scan r;
     r.max = lmx[0];
@@ -71,6 +92,8 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
     for (int k = 0; k < 4; k++)
         r.at_max += lmx[k] == r.max ? lcnt[k] : 0.0;
     r.shifted_sum = drpo__ksum_value(&sum);
+    r.over = -(double)(over[0] + over[1] + over[2] + over[3]);
+    r.kept = k;
     /* a NaN or an infinity anywhere makes the sum of l - l_0 NaN or infinite,
      * so the elements are only checked one by one when it is (finite losses
      * near DBL_MAX can overflow it too) */
@@ -82,6 +105,14 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x)
 }
 
 DRPO__KERNEL_DISPATCH(drpo_loss_scan, scan_dispatch, (size_t n, const double *x), (n, x),
-                      scan_body(n, x))
+                      scan_body(n, x, 0.0, 0.0, NULL, 0))
+DRPO__KERNEL_DISPATCH(drpo_loss_scan, scan_window_dispatch,
+                      (size_t n, const double *x, double x0, double x1, double *kept),
+                      (n, x, x0, x1, kept), scan_body(n, x, x0, x1, kept, 1))
 
 drpo_loss_scan drpo__scan_losses(size_t n, const double *loss) { return scan_dispatch(n, loss); }
+
+drpo_loss_scan drpo__scan_window(size_t n, const double *loss, double x0, double x1, double *kept)
+{
+    return scan_window_dispatch(n, loss, x0, x1, kept);
+}

@@ -233,6 +233,27 @@ START_TEST(test_kl_radius_two_passes)
 }
 END_TEST
 
+/* 2 * 10^4 units, nine in ten of them distinct losses below 1e-16 whose gaps
+ * all round to the same value (top - l 2^-e = top), the rest spread over
+ * [0, 1]: a threshold solve of a uniform base takes its first window while it
+ * scans the losses, in loss space, and the window's ends then tie with the
+ * units outside it (in gap space only). */
+START_TEST(test_window_ends_tie_by_rounding)
+{
+    enum { N = 20000 };
+    tu_rng r;
+    tu_rng_seed(&r, 308);
+    double *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p);
+    for (size_t i = 0; i < N; i++)
+        l[i] = i % 10 == 0 ? tu_unif(&r) : 1e-17 * tu_unif(&r);
+    l[0] = 1.0;
+    tu_uniform_base(N, p);
+    check_forms("gaps tied by rounding", N, l, p, 1, 1);
+    free(l);
+    free(p);
+}
+END_TEST
+
 static int cmp_desc(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -293,6 +314,7 @@ Suite *suite_extremes(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_heavy_ties);
     tcase_add_test(tc, test_large_n);
+    tcase_add_test(tc, test_window_ends_tie_by_rounding);
     tcase_add_test(tc, test_kl_radius_two_passes);
     suite_add_tcase(s, tc);
     return s;

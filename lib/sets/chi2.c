@@ -314,4 +314,4 @@ static double chi2_divergence(size_t m, const double *q, const double *p)
 
 const drpo_set_ops drpo__set_chi2 = {"chi2",
                                      (1u << DRPO__FORM_RADIUS) | (1u << DRPO__FORM_PENALTY),
-                                     chi2_solve, chi2_divergence};
+                                     chi2_solve, chi2_divergence, NULL};

@@ -5,7 +5,9 @@
  * (largest loss) until mass 1; the gap where the mass runs out is the
  * threshold t (VaR: eta = l_max - t).  Value in the tie-insensitive dual
  * form  -t + sum p (t - d)_+ / alpha; the mass left for the tied gaps at t is
- * spread over them in proportion to p. */
+ * spread over them in proportion to p.  With a uniform base the search
+ * needs masses alone (counts), so its first window comes with the scan of
+ * the losses, and the weights pass sums p (t - d)_+ itself. */
 #include "../internal.h"
 
 #include <math.h>
@@ -36,8 +38,10 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
+    /* (a uniform base: masses alone, unless 1 / alpha overflows) */
+    int counted = pb->uniform && isfinite(1.0 / alpha);
     drpo_window w;
-    drpo_window_rule rule = {check, predict, &alpha, 1};
+    drpo_window_rule rule = {check, predict, &alpha, counted ? 0 : 1};
     sol->iterations = drpo__window_find(pb, &rule, &w);
 
     /* compensated sums: with plain ones, at n = 10^5 the tie group's share
@@ -59,8 +63,8 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         }
     }
     double below = drpo__ksum_value(&below_k), at = drpo__ksum_value(&at_k);
-    double excess = t * below - s1;
-    if (excess < 0.0)
+    double excess = t * below - s1; /* (counted: the weights pass's deficit instead) */
+    if (excess < 0.0 || counted)
         excess = 0.0;
     double rest = 1.0 - below / alpha; /* mass for the tie group at t */
     if (rest < 0.0)
@@ -75,6 +79,8 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
                     .c_below = 1.0 / alpha,
                     .c_at = c_at,
                     .scale = 1.0};
+    r.measure = counted;
+    r.value_deficit = 1.0 / alpha;
     sol->rule = r;
     sol->eta = t;
     sol->value = -t + excess / alpha;
@@ -92,5 +98,12 @@ static double cvar_divergence(size_t m, const double *q, const double *p)
     return r;
 }
 
+/* The crossing lies at mass alpha from the smallest gap. */
+static double cvar_level(int form, double alpha)
+{
+    (void)form;
+    return alpha;
+}
+
 const drpo_set_ops drpo__set_cvar = {"cvar", 1u << DRPO__FORM_LEVEL, cvar_solve,
-                                     cvar_divergence};
+                                     cvar_divergence, cvar_level};

@@ -454,4 +454,4 @@ static double kl_divergence(size_t m, const double *q, const double *p)
 }
 
 const drpo_set_ops drpo__set_kl = {"kl", (1u << DRPO__FORM_RADIUS) | (1u << DRPO__FORM_PENALTY),
-                                   kl_solve, kl_divergence};
+                                   kl_solve, kl_divergence, NULL};

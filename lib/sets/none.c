@@ -15,4 +15,5 @@ static double none_divergence(size_t m, const double *q, const double *p)
     return 0.0;
 }
 
-const drpo_set_ops drpo__set_none = {"none", 1u << DRPO__FORM_NONE, none_solve, none_divergence};
+const drpo_set_ops drpo__set_none = {"none", 1u << DRPO__FORM_NONE, none_solve, none_divergence,
+                                     NULL};

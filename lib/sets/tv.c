@@ -137,7 +137,9 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
     if (take > at)
         take = at;
     moved_rule(pb, sol, b, at > 0.0 ? 1.0 - take / at : 1.0, above + take);
-    sol->rule.defer_top = from_window; /* (top_per_moved 0: only the excess is measured) */
+    /* (top_per_moved 0: only the excess is measured) */
+    sol->rule.measure = sol->rule.defer_top = from_window;
+    sol->rule.value_excess = 1.0;
     sol->eta = b;
     sol->lambda = b; /* d value / d rho = l_max - eta */
     sol->value = -pb->mean_d + rho * b + excess; /* (<= 0: the objective clamps) */
@@ -155,7 +157,8 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->iterations = 1;
     if (pb->uniform) { /* the mass moved and its gain measured by the weights pass */
         moved_rule(pb, sol, lambda, 1.0, 0.0);
-        sol->rule.defer_top = 1;
+        sol->rule.measure = sol->rule.defer_top = 1;
+        sol->rule.value_excess = 1.0;
         sol->rule.top_per_moved = 1.0 / pb->p_top;
         sol->value = -pb->mean_d; /* + sum p (d - lambda)_+, added after the pass */
         return DRPO_OK;
@@ -180,5 +183,12 @@ static double tv_divergence(size_t m, const double *q, const double *p)
     return 0.5 * s;
 }
 
+/* The radius's crossing lies at mass rho from the largest gap (the penalty
+ * has none). */
+static double tv_level(int form, double rho)
+{
+    return form == DRPO__FORM_RADIUS ? 1.0 - rho : NAN;
+}
+
 const drpo_set_ops drpo__set_tv = {"tv", (1u << DRPO__FORM_RADIUS) | (1u << DRPO__FORM_PENALTY),
-                                   tv_solve, tv_divergence};
+                                   tv_solve, tv_divergence, tv_level};

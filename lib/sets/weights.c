@@ -154,7 +154,7 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
     q_acc a = drpo__stream_output(out, pb->m) ? q_pass(pb, &r, out, kind, divergence, uniform, 1)
                                               : q_pass(pb, &r, out, kind, divergence, uniform, 0);
     drpo_qstats s;
-    s.excess = 0.0;
+    s.excess = s.deficit = 0.0;
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
     s.sum2 = drpo__v4_hsum(a.sum2);
     s.support = drpo__v4_hsum(a.support);
@@ -233,7 +233,7 @@ static drpo_qstats q_ramp_u(const drpo_problem *pb, const drpo_qrule *r, double 
 {
     ramp_sums a = drpo__stream_output(out, pb->m) ? ramp_uniform_stream(pb, r, out)
                                                   : ramp_uniform_cached(pb, r, out);
-    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
     s.div = pb->pu * drpo__v4_hsum(a.e2);
     s.sum2 = pb->pu * (s.div + (2.0 * s.sum - 1.0));
@@ -247,14 +247,18 @@ static drpo_qstats q_ramp_u(const drpo_problem *pb, const drpo_qrule *r, double 
  * follow exactly from the counts. */
 typedef struct step_counts {
     drpo_v4i zero, below, at; /* d == 0; d < t; d == t (the first two overlap when t > 0) */
-    drpo_v4d excess;          /* defer: sum (d - t) over d > t */
-    size_t tops;              /* defer: the argmax units' indices, kept in pb->pairs */
+    drpo_v4d excess, deficit; /* sum (d - t) over d > t, sum (t - d) over d < t */
+    size_t tops;              /* the argmax units' indices, kept in pb->pairs */
 } step_counts;
 
-/* `defer` (a constant after inlining): the argmax units' weight is written
- * afterwards, once the mass beyond t is known; their indices are kept. */
+/* What a pass sums beyond its counts (a constant after inlining: the pass
+ * is bound by its arithmetic, so each instance does only what its rules
+ * read): the excess and the argmax units' indices (TV: a deferred weight),
+ * or the deficit (CVaR). */
+enum { STEP_PLAIN, STEP_EXCESS, STEP_DEFICIT };
+
 DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
-                                   int defer)
+                                   int measure)
 {
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d vt = drpo__v4_set1(r->t), zero = drpo__v4_set1(0.0);
@@ -264,7 +268,7 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
     const drpo_v4d q_at = drpo__v4_set1((pu * r->c_at) * scale);
     const drpo_v4d q_above = drpo__v4_set1((pu * r->c_above) * scale);
     size_t *tops = (size_t *)pb->pairs; /* m of them fit: a pair is 16 bytes */
-    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, zero, 0};
+    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, zero, zero, 0};
     size_t m = pb->m, j = 0;
     const int stream = drpo__stream_output(out, m);
     while (j + 4 <= m) { /* blocks of 256 */
@@ -278,12 +282,14 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
             c.zero -= z; /* a true lane is -1 */
             c.below -= lt;
             c.at -= eq;
-            if (defer)
+            if (measure == STEP_EXCESS)
                 c.excess += drpo__v4_select(d > vt, d - vt, zero);
+            if (measure == STEP_DEFICIT)
+                c.deficit += drpo__v4_select(lt, vt - d, zero);
         }
         /* the argmax units' indices: rare, so a block that had one is looked
          * at again rather than every group tested */
-        if (defer && drpo__v4_any(c.zero != zero_before))
+        if (measure == STEP_EXCESS && drpo__v4_any(c.zero != zero_before))
             for (size_t i = start; i < j; i++)
                 if (drpo__gap(pb, i) == 0.0)
                     tops[c.tops++] = i;
@@ -294,11 +300,13 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
         c.zero[0] += d == 0.0;
         c.below[0] += d < r->t;
         c.at[0] += d == r->t;
-        if (defer) {
+        if (measure == STEP_EXCESS) {
             c.excess[0] += d > r->t ? d - r->t : 0.0;
             if (d == 0.0)
                 tops[c.tops++] = j;
         }
+        if (measure == STEP_DEFICIT)
+            c.deficit[0] += d < r->t ? r->t - d : 0.0;
     }
     drpo__v4_stream_end(stream);
     return c;
@@ -306,16 +314,21 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
 
 DRPO__KERNEL_DISPATCH(step_counts, step_uniform,
                       (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      step_body(pb, r, out, 0))
-DRPO__KERNEL_DISPATCH(step_counts, step_uniform_deferred,
+                      step_body(pb, r, out, STEP_PLAIN))
+DRPO__KERNEL_DISPATCH(step_counts, step_uniform_excess,
                       (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      step_body(pb, r, out, 1))
+                      step_body(pb, r, out, STEP_EXCESS))
+DRPO__KERNEL_DISPATCH(step_counts, step_uniform_deficit,
+                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
+                      step_body(pb, r, out, STEP_DEFICIT))
 
 static double count_of(drpo_v4i v) { return (double)(v[0] + v[1] + v[2] + v[3]); }
 
 static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
-    step_counts c = r->defer_top ? step_uniform_deferred(pb, r, out) : step_uniform(pb, r, out);
+    step_counts c = !r->measure                               ? step_uniform(pb, r, out)
+                    : r->defer_top || r->value_excess != 0.0 ? step_uniform_excess(pb, r, out)
+                                                             : step_uniform_deficit(pb, r, out);
     double n_top = count_of(c.zero), n_below = count_of(c.below), n_at = count_of(c.at);
     /* regions apart from the argmax units */
     if (r->t > 0.0)
@@ -324,14 +337,17 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
         n_at -= n_top;
     double count[4] = {n_top, n_below, n_at, (double)pb->m - n_top - n_below - n_at};
     double coef[4] = {r->c_top, r->c_below, r->c_at, r->c_above};
-    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     if (r->defer_top) { /* the argmax units' weight, now that the mass beyond t is known */
         coef[0] += r->top_per_moved * (count[3] * pb->pu);
         double q_top = (pb->pu * coef[0]) * r->scale;
         const size_t *tops = (const size_t *)pb->pairs;
         for (size_t i = 0; i < c.tops; i++)
             out[tops[i]] = q_top;
+    }
+    if (r->measure) {
         s.excess = drpo__v4_hsum(c.excess) * pb->pu;
+        s.deficit = drpo__v4_hsum(c.deficit) * pb->pu;
     }
     drpo_ksum sum = {0.0, 0.0};
     for (int k = 0; k < 4; k++) {
