@@ -6,17 +6,26 @@
 
 #include <math.h>
 
-/* Running max (with its ties) and min over one vector's lanes. */
-typedef struct scan_chain {
-    drpo_v4d mx, mn, cnt;
-} scan_chain;
-
-DRPO__INLINE void scan_step(scan_chain *c, drpo_v4d v)
+/* The largest lane. */
+DRPO__INLINE double lanes_max(drpo_v4d m)
 {
-    drpo_v4i gt = v > c->mx;
-    c->cnt = drpo__v4_select(gt, drpo__v4_set1(1.0), c->cnt + drpo__v4_ones(v == c->mx));
-    c->mx = drpo__v4_select(gt, v, c->mx);
-    c->mn = drpo__v4_select(v < c->mn, v, c->mn);
+    double r = m[0];
+    for (int l = 1; l < 4; l++)
+        r = m[l] > r ? m[l] : r;
+    return r;
+}
+
+/* Blocks that may hold the maximum, remembered by the scan (more of them:
+ * every unit is compared once more, a rare pass: heavy ties at the top). */
+#define SCAN_CANDIDATES 32
+
+/* The units of x[from, to) equal to v. */
+static double count_equal(const double *x, size_t from, size_t to, double v)
+{
+    double c = 0.0;
+    for (size_t i = from; i < to; i++)
+        c += x[i] == v;
+    return c;
 }
 
 /* `window` (a constant after inlining): the losses in (x0, x1) are also
@@ -28,22 +37,33 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
 {
     const double first = x[0];
     const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(first);
-    /* two independent chains (even and odd groups of four): one compare-and-
-     * select chain is latency-bound at about half the read bandwidth */
-    scan_chain a = {origin, origin, zero}, b = a;
+    /* one running max and min, each meeting two groups of four already
+     * compared with each other (a chain per group would take more
+     * registers than there are, and a chain through memory) */
+    drpo_v4d mx = origin, mn = origin;
     drpo_v4d ks = zero, kc = zero;
     const drpo_v4d lo = drpo__v4_set1(x0), hi = drpo__v4_set1(x1);
     drpo_v4i over = {0, 0, 0, 0}; /* a true lane is -1 */
-    size_t i = 0, k = 0;
+    /* the ties at the maximum, without a count per unit: a unit equal to the
+     * final maximum is at or above its lane's running max when it is read,
+     * so its block is remembered, and no later block raises the maximum past
+     * it; the blocks remembered are counted again at the end */
+    size_t cand[SCAN_CANDIDATES] = {0}, n_cand = 0, i = 0, k = 0, vec_end = n - n % 8;
+    int spilled = 0;
+    double best = first, over_tail = 0.0;
     while (i + 8 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
-        size_t end = i + 256 <= n ? i + 256 : n - n % 8;
-        drpo_v4d block_a = zero, block_b = zero;
+        size_t start = i, end = i + 256 <= n ? i + 256 : vec_end;
+        drpo_v4d block = zero;
+        drpo_v4i rise = {0, 0, 0, 0};
         for (; i < end; i += 8) {
             drpo_v4d v = drpo__v4_load(x + i), w = drpo__v4_load(x + i + 4);
-            scan_step(&a, v);
-            scan_step(&b, w);
-            block_a += v - origin;
-            block_b += w - origin;
+            drpo_v4i w_gt = w > v;
+            drpo_v4d big = drpo__v4_select(w_gt, w, v), small = drpo__v4_select(w_gt, v, w);
+            drpo_v4i ge = big >= mx;
+            mx = drpo__v4_select(ge, big, mx);
+            mn = drpo__v4_select(small < mn, small, mn);
+            rise |= ge;
+            block += (v - origin) + (w - origin);
             if (window) { /* counted from x1 up, kept in (x0, x1) */
                 drpo_v4i av = v >= hi, aw = w >= hi;
                 over += av + aw;
@@ -54,29 +74,33 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
                 k += (size_t)__builtin_popcount(bw);
             }
         }
-        drpo__v4_ksum_add(&ks, &kc, block_a + block_b);
+        drpo__v4_ksum_add(&ks, &kc, block);
+        if (drpo__v4_any(rise)) {
+            double m = lanes_max(mx);
+            if (m > best) { /* the blocks before hold no unit at the new maximum */
+                best = m;
+                n_cand = 0;
+                spilled = 0;
+            }
+            if (n_cand < SCAN_CANDIDATES)
+                cand[n_cand++] = start;
+            else
+                spilled = 1;
+        }
     }
-    /* the chains to one: the larger max keeps its ties, equal maxima add them */
-    drpo_v4i b_gt = b.mx > a.mx, eq = b.mx == a.mx;
-    a.cnt = drpo__v4_select(b_gt, b.cnt, a.cnt + drpo__v4_select(eq, b.cnt, zero));
-    a.mx = drpo__v4_select(b_gt, b.mx, a.mx);
-    a.mn = drpo__v4_select(b.mn < a.mn, b.mn, a.mn);
-    drpo_v4d mx = a.mx, mn = a.mn, cnt = a.cnt;
-    double lmx[4], lmn[4], lcnt[4];
+    double lmx[4], lmn[4];
     drpo__v4_store(lmx, mx);
     drpo__v4_store(lmn, mn);
-    drpo__v4_store(lcnt, cnt);
     int finite = 1;
     drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
     for (; i < n; i++) { /* the last n mod 8, in lane 0 */
         double v = x[i];
         finite &= v - v == 0.0;
-        lcnt[0] = v > lmx[0] ? 1.0 : lcnt[0] + (v == lmx[0]);
         lmx[0] = v > lmx[0] ? v : lmx[0];
         lmn[0] = v < lmn[0] ? v : lmn[0];
         drpo__ksum_add(&sum, v - first);
         if (window) {
-            over[0] -= v >= x1;
+            over_tail += v >= x1;
             if (v > x0 && v < x1)
                 kept[k++] = v;
         }
@@ -84,22 +108,27 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
     drpo_loss_scan r;
     r.max = lmx[0];
     r.min = lmn[0];
-    for (int k = 1; k < 4; k++) {
-        r.max = lmx[k] > r.max ? lmx[k] : r.max;
-        r.min = lmn[k] < r.min ? lmn[k] : r.min;
+    for (int l = 1; l < 4; l++) {
+        r.max = lmx[l] > r.max ? lmx[l] : r.max;
+        r.min = lmn[l] < r.min ? lmn[l] : r.min;
     }
-    r.at_max = 0.0;
-    for (int k = 0; k < 4; k++)
-        r.at_max += lmx[k] == r.max ? lcnt[k] : 0.0;
+    if (spilled) {
+        r.at_max = count_equal(x, 0, n, r.max);
+    } else {
+        r.at_max = count_equal(x, vec_end, n, r.max);
+        for (size_t c = 0; c < n_cand; c++)
+            r.at_max += count_equal(x, cand[c], cand[c] + 256 < vec_end ? cand[c] + 256 : vec_end,
+                                    r.max);
+    }
     r.shifted_sum = drpo__ksum_value(&sum);
-    r.over = -(double)(over[0] + over[1] + over[2] + over[3]);
+    r.over = over_tail - (double)(over[0] + over[1] + over[2] + over[3]);
     r.kept = k;
     /* a NaN or an infinity anywhere makes the sum of l - l_0 NaN or infinite,
      * so the elements are only checked one by one when it is (finite losses
      * near DBL_MAX can overflow it too) */
     if (!isfinite(r.shifted_sum))
-        for (size_t k = 0; k < n && finite; k++)
-            finite = x[k] - x[k] == 0.0;
+        for (size_t j = 0; j < n && finite; j++)
+            finite = x[j] - x[j] == 0.0;
     r.finite = finite;
     return r;
 }
