@@ -7,6 +7,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,6 +255,113 @@ START_TEST(test_window_ends_tie_by_rounding)
 }
 END_TEST
 
+/* A chi-square radius whose window search went round for ever (half the
+ * losses within 1e-12 of each other at the top, the rest spread below: the
+ * check at a bracket end, from sums rounded two ways, sent the search up,
+ * then down, then up again).  Now it ends after at most three passes. */
+START_TEST(test_window_search_ends)
+{
+    enum { N = 6000 };
+    uint64_t x = 309; /* the data that showed it: a plain LCG */
+    double *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+    for (size_t i = 0; i < N; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(x >> 11) * 0x1p-53;
+        l[i] = u < 0.5 ? 1e-12 * u : -u;
+    }
+    tu_uniform_base(N, p);
+    drpo_objective *obj;
+    double v, it;
+    ck_assert_int_eq(drpo_objective_create(&obj, DRPO_SET_CHI2), DRPO_OK);
+    ck_assert_int_eq(drpo_objective_set(obj, DRPO_PARAM_RADIUS, 1.0), DRPO_OK);
+    ck_assert_int_eq(drpo_objective_solve(obj, N, l, NULL, q, &v), DRPO_OK);
+    ck_assert_int_eq(drpo_objective_diag(obj, DRPO_DIAG_ITERATIONS, &it), DRPO_OK);
+    ck_assert_msg(it <= 3.0, "%g passes", it);
+    const char *why = tu_solve_and_check(DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 1.0, N, l, p, 1, q, &v);
+    ck_assert_msg(why == NULL, "%s", why);
+    double ref = tu_reference_value(DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 1.0, N, l, p);
+    ck_assert_msg(fabs(v - ref) <= 1e-8, "value %.17g, reference %.17g", v, ref);
+    drpo_objective_free(obj);
+    free(l);
+    free(p);
+    free(q);
+}
+END_TEST
+
+/* KL radius 1 where half the losses lie within 1e-200 of each other at the
+ * top: the temperature must reach ~1e200 and its bracket's geometric mean,
+ * taken as sqrt(lo hi), overflowed to inf, and the solve answered with the
+ * argmax set (divergence log n, far outside the ball).  Now it converges
+ * (slowly: over a hundred passes, see api.md). */
+START_TEST(test_kl_radius_tiny_top_group)
+{
+    enum { N = 6000 };
+    tu_rng r;
+    tu_rng_seed(&r, 310);
+    double *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+    for (size_t i = 0; i < N; i++) {
+        double u = tu_unif(&r);
+        l[i] = u < 0.5 ? 1e-200 * u : -u;
+    }
+    tu_uniform_base(N, p);
+    double v;
+    const char *why = tu_solve_and_check(DRPO_SET_KL, DRPO_PARAM_RADIUS, 1.0, N, l, p, 1, q, &v);
+    ck_assert_msg(why == NULL, "%s", why);
+    double kl = 0.0;
+    for (size_t i = 0; i < N; i++)
+        kl += q[i] > 0.0 ? q[i] * log(q[i] / p[i]) : 0.0;
+    ck_assert_msg(fabs(kl - 1.0) <= 1e-9, "KL %.17g", kl);
+    free(l);
+    free(p);
+    free(q);
+}
+END_TEST
+
+static int cmp_desc(const void *a, const void *b);
+
+static int cmp_asc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Shapes of data over a uniform base just past the size where the first
+ * bracket is sampled (and at 3 * 10^4): the threshold solves take their
+ * first window during the scan, the scan counts the ties at the maximum in
+ * the blocks that may hold it.  Every form against the dual reference. */
+START_TEST(test_window_shapes)
+{
+    static const size_t sizes[] = {6000, 30000};
+    tu_rng r;
+    tu_rng_seed(&r, 309);
+    double *l = malloc(30000 * sizeof *l), *p = malloc(30000 * sizeof *p);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        tu_uniform_base(n, p);
+        for (int shape = 0; shape < 6; shape++) {
+            for (size_t i = 0; i < n; i++) {
+                double u = tu_unif(&r);
+                switch (shape) {
+                case 0: l[i] = u; break;                               /* sorted ascending */
+                case 1: l[i] = u; break;                               /* sorted descending */
+                case 2: l[i] = u < 0.2 ? 2.0 : u; break;               /* a fifth at the maximum */
+                case 3: l[i] = 1e6 + 1e-6 * u; break;                  /* tied but for 1e-12 */
+                case 4: l[i] = u < 0.5 ? 1e-12 * u : -u; break;        /* a top group 1e-12 wide */
+                default: l[i] = (double)tu_below(&r, 3) - 1.0; break;  /* three atoms */
+                }
+            }
+            if (shape <= 1)
+                qsort(l, n, sizeof *l, shape == 0 ? cmp_asc : cmp_desc);
+            char what[64];
+            snprintf(what, sizeof what, "shape %d, n = %zu", shape, n);
+            check_forms(what, n, l, p, 1, 2);
+        }
+    }
+    free(l);
+    free(p);
+}
+END_TEST
+
 static int cmp_desc(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -315,6 +423,9 @@ Suite *suite_extremes(void)
     tcase_add_test(tc, test_heavy_ties);
     tcase_add_test(tc, test_large_n);
     tcase_add_test(tc, test_window_ends_tie_by_rounding);
+    tcase_add_test(tc, test_window_shapes);
+    tcase_add_test(tc, test_window_search_ends);
+    tcase_add_test(tc, test_kl_radius_tiny_top_group);
     tcase_add_test(tc, test_kl_radius_two_passes);
     suite_add_tcase(s, tc);
     return s;

@@ -353,7 +353,7 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
             if (isinf(hi))
                 next = u * 64.0;
             else if (lo == 0.0 || hi > 4.0 * lo)
-                next = lo == 0.0 ? hi / 4.0 : sqrt(lo * hi);
+                next = lo == 0.0 ? hi / 4.0 : sqrt(lo) * sqrt(hi); /* (lo hi may overflow) */
             else
                 next = 0.5 * (lo + hi);
         }

@@ -543,7 +543,13 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         int where = rule->check(w, rule->ctx);
         if (where == 0 || (isinf(lo) && isinf(hi)))
             break;
-        if (where < 0) {
+        if (passes > 1 || (where < 0 ? isinf(lo) : isinf(hi))) {
+            /* a check that sends the search back where it came from (the
+             * same criterion at a bracket end, from sums rounded another way:
+             * it went round for ever) or past an infinite end: everything */
+            lo = -INFINITY;
+            hi = INFINITY;
+        } else if (where < 0) {
             hi = lo;
             lo = -INFINITY;
         } else {
