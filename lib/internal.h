@@ -113,19 +113,19 @@ typedef struct drpo_qrule {
     int unnormalised; /* scale is not the normaliser (a degenerate piece): q is
                          renormalised afterwards, so written to scratch first */
     /* STEP over a uniform base, a part of the value left to the pass (which
-     * reads every gap anyway): `measure`: it sums p (d - t) over d > t (the
-     * excess) and p (t - d) over d < t (the deficit), and the solution's
-     * value gains value_excess and value_deficit times them.  defer_top (with
-     * measure): the mass beyond t is not known before the pass either (TV
-     * penalty), and c_top grows by top_per_moved times it */
-    int measure, defer_top;
+     * reads every gap anyway): where value_excess (or value_deficit) is not
+     * 0 it sums p (d - t) over d > t, the excess (or p (t - d) over d < t, the
+     * deficit), and the solution's value gains that multiple of it.
+     * defer_top (with value_excess): the mass beyond t is not known before
+     * the pass either (TV penalty), and c_top grows by top_per_moved times it */
+    int defer_top;
     double value_excess, value_deficit, top_per_moved;
 } drpo_qrule;
 
 typedef struct drpo_qstats {
     double sum, sum2, max, support; /* of q */
     double max_ratio, div;          /* the rule's divergence measure (see above) */
-    double excess, deficit;         /* measure: see drpo_qrule */
+    double excess, deficit;         /* see drpo_qrule.value_excess */
 } drpo_qstats;
 
 /* Write q to out (m doubles) by the rule; one pass (sets/weights.c). */

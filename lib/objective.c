@@ -549,8 +549,8 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         return drpo__fail(obj->err, DRPO_ERR_NUMERICAL, "%s solve produced no valid weights",
                           obj->ops->name);
     double divergence = divergence_of(&sol, &qs);
-    if (sol.rule.measure) /* the value's part that the weights pass measured */
-        sol.value += sol.rule.value_excess * qs.excess + sol.rule.value_deficit * qs.deficit;
+    /* the value's part that the weights pass measured (0 where none) */
+    sol.value += sol.rule.value_excess * qs.excess + sol.rule.value_deficit * qs.deficit;
     if (sol.value > 0.0) /* rounding: never above the maximum loss */
         sol.value = 0.0;
     /* the rule's normaliser leaves q summing to 1 within a few ulps; past

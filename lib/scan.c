@@ -6,12 +6,12 @@
 
 #include <math.h>
 
-/* The largest lane. */
-DRPO__INLINE double lanes_max(drpo_v4d m)
+/* The largest lane (sign -1: the smallest). */
+DRPO__INLINE double lanes_extreme(drpo_v4d m, double sign)
 {
     double r = m[0];
     for (int l = 1; l < 4; l++)
-        r = m[l] > r ? m[l] : r;
+        r = sign * m[l] > sign * r ? m[l] : r;
     return r;
 }
 
@@ -76,7 +76,7 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
         }
         drpo__v4_ksum_add(&ks, &kc, block);
         if (drpo__v4_any(rise)) {
-            double m = lanes_max(mx);
+            double m = lanes_extreme(mx, 1.0);
             if (m > best) { /* the blocks before hold no unit at the new maximum */
                 best = m;
                 n_cand = 0;
@@ -88,29 +88,22 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
                 spilled = 1;
         }
     }
-    double lmx[4], lmn[4];
-    drpo__v4_store(lmx, mx);
-    drpo__v4_store(lmn, mn);
+    drpo_loss_scan r;
+    r.max = lanes_extreme(mx, 1.0);
+    r.min = lanes_extreme(mn, -1.0);
     int finite = 1;
     drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
-    for (; i < n; i++) { /* the last n mod 8, in lane 0 */
+    for (; i < n; i++) { /* the last n mod 8 */
         double v = x[i];
         finite &= v - v == 0.0;
-        lmx[0] = v > lmx[0] ? v : lmx[0];
-        lmn[0] = v < lmn[0] ? v : lmn[0];
+        r.max = v > r.max ? v : r.max;
+        r.min = v < r.min ? v : r.min;
         drpo__ksum_add(&sum, v - first);
         if (window) {
             over_tail += v >= x1;
             if (v > x0 && v < x1)
                 kept[k++] = v;
         }
-    }
-    drpo_loss_scan r;
-    r.max = lmx[0];
-    r.min = lmn[0];
-    for (int l = 1; l < 4; l++) {
-        r.max = lmx[l] > r.max ? lmx[l] : r.max;
-        r.min = lmn[l] < r.min ? lmn[l] : r.min;
     }
     if (spilled) {
         r.at_max = count_equal(x, 0, n, r.max);

@@ -189,7 +189,9 @@ static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descend
 /* Move the pairs before the pivot in scan order (or, `equal`, those at it)
  * to the front, in one pass without a branch per pair (they lie at random
  * either side: a branch mispredicts half the time); returns how many. */
-static inline __attribute__((always_inline)) size_t partition_by(drpo_pair *a, size_t n, double pivot, int descending, int equal)
+static inline __attribute__((always_inline)) size_t partition_by(drpo_pair *a, size_t n,
+                                                                 double pivot, int descending,
+                                                                 int equal)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {

@@ -63,9 +63,8 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
         }
     }
     double below = drpo__ksum_value(&below_k), at = drpo__ksum_value(&at_k);
-    double excess = t * below - s1; /* (counted: the weights pass's deficit instead) */
-    if (excess < 0.0 || counted)
-        excess = 0.0;
+    /* (counted: the weights pass measures it, the deficit) */
+    double excess = counted ? 0.0 : fmax(t * below - s1, 0.0);
     double rest = 1.0 - below / alpha; /* mass for the tie group at t */
     if (rest < 0.0)
         rest = 0.0;
@@ -79,8 +78,7 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
                     .c_below = 1.0 / alpha,
                     .c_at = c_at,
                     .scale = 1.0};
-    r.measure = counted;
-    r.value_deficit = 1.0 / alpha;
+    r.value_deficit = counted ? 1.0 / alpha : 0.0;
     sol->rule = r;
     sol->eta = t;
     sol->value = -t + excess / alpha;

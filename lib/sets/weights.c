@@ -326,9 +326,9 @@ static double count_of(drpo_v4i v) { return (double)(v[0] + v[1] + v[2] + v[3]);
 
 static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
-    step_counts c = !r->measure                               ? step_uniform(pb, r, out)
-                    : r->defer_top || r->value_excess != 0.0 ? step_uniform_excess(pb, r, out)
-                                                             : step_uniform_deficit(pb, r, out);
+    step_counts c = r->value_excess != 0.0    ? step_uniform_excess(pb, r, out)
+                    : r->value_deficit != 0.0 ? step_uniform_deficit(pb, r, out)
+                                              : step_uniform(pb, r, out);
     double n_top = count_of(c.zero), n_below = count_of(c.below), n_at = count_of(c.at);
     /* regions apart from the argmax units */
     if (r->t > 0.0)
@@ -345,10 +345,8 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
         for (size_t i = 0; i < c.tops; i++)
             out[tops[i]] = q_top;
     }
-    if (r->measure) {
-        s.excess = drpo__v4_hsum(c.excess) * pb->pu;
-        s.deficit = drpo__v4_hsum(c.deficit) * pb->pu;
-    }
+    s.excess = drpo__v4_hsum(c.excess) * pb->pu; /* (0 unless measured) */
+    s.deficit = drpo__v4_hsum(c.deficit) * pb->pu;
     drpo_ksum sum = {0.0, 0.0};
     for (int k = 0; k < 4; k++) {
         if (count[k] == 0.0)

@@ -184,14 +184,15 @@ DRPO__INLINE void keep(drpo_v4d d, drpo_v4d p, drpo_v4i inside, int uniform, drp
     *k += (size_t)__builtin_popcount(bits);
 }
 
-/* The k gaps a uniform base's pass kept as doubles at the front of pairs,
- * as pairs with mass p, in place (from the back: pair i covers doubles 2i
- * and 2i + 1, which hold gaps already moved). */
-static void pairs_of_gaps(drpo_pair *pairs, size_t k, double p)
+/* The k values v a pass kept as doubles at the front of pairs, as pairs
+ * (top - v down, p), in place (from the back: pair i covers doubles 2i and
+ * 2i + 1, which hold values already moved).  Gaps themselves: top 0, down -1
+ * (0 - (-d) is d exactly). */
+static void pairs_of_values(drpo_pair *pairs, size_t k, double p, double top, double down)
 {
-    const double *gaps = (const double *)pairs;
+    const double *v = (const double *)pairs;
     for (size_t i = k; i-- > 0;) {
-        double d = gaps[i];
+        double d = top - v[i] * down;
         pairs[i] = (drpo_pair){d, p};
     }
 }
@@ -352,7 +353,7 @@ static void fill(const drpo_problem *pb, double lo, double hi, double centre, in
 {
     fill_sums f = fill_pass(pb, lo, hi, centre, moments);
     if (pb->uniform)
-        pairs_of_gaps(pb->pairs, f.k, pb->pu);
+        pairs_of_values(pb->pairs, f.k, pb->pu, 0.0, -1.0);
     const fill_chain *c = &f.c;
     double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
     w->win = pb->pairs;
@@ -485,32 +486,24 @@ static void window_of_scan(const drpo_problem *pb, drpo_window *w)
     double g1 = isinf(f->x1) ? -INFINITY : pb->top - f->x1 * pb->down;
     double g0 = isinf(f->x0) ? INFINITY : pb->top - f->x0 * pb->down;
     drpo_pair *pairs = pb->pairs;
-    const double *losses = (const double *)pairs;
-    double below = f->over;
-    size_t k = f->kept, ends = 0;
-    for (size_t i = k; i-- > 0;) { /* as pairs_of_gaps, from the back */
-        double d = pb->top - losses[i] * pb->down;
-        pairs[i] = (drpo_pair){d, pb->pu};
-        ends += (d <= g1) | (d >= g0);
+    pairs_of_values(pairs, f->kept, pb->pu, pb->top, pb->down);
+    size_t at_g1 = 0, at_g0 = 0;
+    for (size_t i = 0; i < f->kept; i++) {
+        at_g1 += pairs[i].d <= g1;
+        at_g0 += pairs[i].d >= g0;
     }
-    if (ends > 0) { /* the ends' ties (rare): out of the window */
-        size_t kept = k;
-        k = 0;
-        for (size_t i = 0; i < kept; i++) {
-            drpo_pair x = pairs[i];
-            pairs[k] = x;
-            k += (size_t)((x.d > g1) & (x.d < g0));
-            below += x.d == g1;
-        }
-    }
+    double below = f->over + (double)at_g1;
+    size_t k = f->kept - at_g1 - at_g0;
     clear_sums(w);
     w->win = pairs;
-    w->n = k;
+    w->n = f->kept;
     w->below_mass = below * pb->pu;
     w->win_mass = (double)k * pb->pu;
     w->above_mass = ((double)pb->m - below - (double)k) * pb->pu;
     w->lo = isinf(g1) ? g1 : nextafter(g1, INFINITY);
     w->hi = w->next = g0;
+    if (k < f->kept) /* the ends' ties (rare): out of the window */
+        narrow_pairs(w, w->lo, w->hi);
 }
 
 int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w)
