@@ -187,14 +187,21 @@ DRPO__INLINE void keep(drpo_v4d d, drpo_v4d p, drpo_v4i inside, int uniform, drp
 /* The k values v a pass kept as doubles at the front of pairs, as pairs
  * (top - v down, p), in place (from the back: pair i covers doubles 2i and
  * 2i + 1, which hold values already moved).  Gaps themselves: top 0, down -1
- * (0 - (-d) is d exactly). */
-static void pairs_of_values(drpo_pair *pairs, size_t k, double p, double top, double down)
+ * (0 - (-d) is d exactly).  Returns how many of the new gaps are <= g1 (in
+ * the same pass; adds those >= g0 to *at_g0). */
+static size_t pairs_of_values(drpo_pair *pairs, size_t k, double p, double top, double down,
+                              double g1, double g0, size_t *at_g0)
 {
     const double *v = (const double *)pairs;
+    size_t low = 0, high = 0;
     for (size_t i = k; i-- > 0;) {
         double d = top - v[i] * down;
         pairs[i] = (drpo_pair){d, p};
+        low += d <= g1;
+        high += d >= g0;
     }
+    *at_g0 += high;
+    return low;
 }
 
 /* The padded tail's gaps inside, one by one (pairs may end at the last). */
@@ -352,8 +359,9 @@ static void fill(const drpo_problem *pb, double lo, double hi, double centre, in
                  drpo_window *w)
 {
     fill_sums f = fill_pass(pb, lo, hi, centre, moments);
+    size_t none = 0;
     if (pb->uniform)
-        pairs_of_values(pb->pairs, f.k, pb->pu, 0.0, -1.0);
+        pairs_of_values(pb->pairs, f.k, pb->pu, 0.0, -1.0, -INFINITY, INFINITY, &none);
     const fill_chain *c = &f.c;
     double scale = pb->uniform ? pb->pu : 1.0; /* counts and sums of d to masses */
     w->win = pb->pairs;
@@ -486,12 +494,8 @@ static void window_of_scan(const drpo_problem *pb, drpo_window *w)
     double g1 = isinf(f->x1) ? -INFINITY : pb->top - f->x1 * pb->down;
     double g0 = isinf(f->x0) ? INFINITY : pb->top - f->x0 * pb->down;
     drpo_pair *pairs = pb->pairs;
-    pairs_of_values(pairs, f->kept, pb->pu, pb->top, pb->down);
-    size_t at_g1 = 0, at_g0 = 0;
-    for (size_t i = 0; i < f->kept; i++) {
-        at_g1 += pairs[i].d <= g1;
-        at_g0 += pairs[i].d >= g0;
-    }
+    size_t at_g0 = 0, at_g1 = pairs_of_values(pairs, f->kept, pb->pu, pb->top, pb->down, g1, g0,
+                                                &at_g0);
     double below = f->over + (double)at_g1;
     size_t k = f->kept - at_g1 - at_g0;
     clear_sums(w);
