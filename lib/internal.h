@@ -299,6 +299,17 @@ void drpo__sample_gaps(const drpo_problem *pb, size_t s, drpo_pair *out);
  * pb->q as scratch. */
 int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w);
 
+/* The KL solver's pass (kl_pass.c) at inverse temperature u, moments about c:
+ * z = sum w, w = p exp(-u d) (with precise: w = p (1 + e1), e1 = expm1(-u d),
+ * and em1 = sum p e1), mom[k-1] = sum w (d - c)^k for k = 1..KL_ORDER
+ * (moments) or k = 1 alone; w kept in store unless it is NULL. */
+#define KL_ORDER 6
+typedef struct drpo_kl_sums {
+    double z, em1, mom[KL_ORDER];
+} drpo_kl_sums;
+drpo_kl_sums drpo__kl_pass(const drpo_problem *pb, double u, double c, double *store,
+                           int precise, int moments);
+
 /* ---- losses (losses.c) and dense kernels (linalg.c) --------------------- */
 
 drpo_status drpo__loss_check(int32_t kind, double beta, double smoothing);

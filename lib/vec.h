@@ -29,6 +29,10 @@ typedef uint64_t drpo_v4u __attribute__((vector_size(32)));
 
 #define DRPO__INLINE static inline __attribute__((always_inline))
 
+/* A lane count's name for f, for code written once for several widths. */
+#define DRPO__V4(f) drpo__v4_##f
+#define DRPO__V8(f) drpo__v8_##f
+
 DRPO__INLINE drpo_v4d drpo__v4_load(const double *x)
 {
     drpo_v4d v;
@@ -105,43 +109,17 @@ static const double drpo__exp2_32[32] = {
     0x1.d5818dcfba487p+0, 0x1.dfc97337b9b5fp+0, 0x1.ea4afa2a490dap+0, 0x1.f50765b6e4540p+0,
 };
 
-/* exp(x) for x <= 0: x = (32 m + j) ln2/32 + r with |r| <= ln2/64, exp(x) =
- * 2^m 2^(j/32) P(r), P the degree-6 Taylor polynomial (truncation below
- * 2e-18 relative): within 3 ulps (tests/test_kernels.c holds it to 4), with
- * a dependency chain short enough to keep several groups of four in flight.
- * Below -708 the result (< 1e-307) is flushed to 0. */
-DRPO__INLINE drpo_v4d drpo__v4_exp_nonpos(drpo_v4d x)
-{
-    /* lanes below -708 compute garbage (never NaN-trapping) and are zeroed
-     * at the end; no clamp on the dependency chain */
-    const drpo_v4d shifter = drpo__v4_set1(0x1.8p52);
-    drpo_v4i under = x < drpo__v4_set1(-708.0);
-    drpo_v4d t = x * 0x1.71547652b82fep+5 + shifter, kd = t - shifter;
-    /* integer work in unsigned lanes: wrap-around is defined (garbage lanes
-     * overflow, and shifts of negative values are undefined in signed) */
-    drpo_v4u k = (drpo_v4u)t - (drpo_v4u)shifter, j = k & 31;
-    drpo_v4d r = (x - kd * 0x1.62e42f0000000p-6) - kd * 0x1.df473de6af279p-31;
-    /* P(r) = 1 + r + r^2/2 + ... + r^6/720 by Estrin's scheme (short chain) */
-    drpo_v4d r2 = r * r;
-    drpo_v4d a = 1.0 + r, b = 0.5 + r * (1.0 / 6.0), c = 1.0 / 24.0 + r * (1.0 / 120.0);
-    drpo_v4d p = a + r2 * (b + r2 * (c + r2 * (1.0 / 720.0)));
-    drpo_v4d table = {drpo__exp2_32[j[0]], drpo__exp2_32[j[1]], drpo__exp2_32[j[2]],
-                      drpo__exp2_32[j[3]]};
-    drpo_v4u scale = ((k - j) << 47) + ((uint64_t)1023 << 52); /* 2^m, m = (k - j) / 32 */
-    drpo_v4d y = (p * table) * (drpo_v4d)scale;
-    return (drpo_v4d)((drpo_v4i)y & ~under);
-}
-
-/* expm1(x) for -0.5 <= x <= 0, to a few ulps relative: the Taylor series
- * in nested form x (1 + x/2 (1 + x/3 (...))), 15 terms (truncation below
- * 2e-18 relative). */
-DRPO__INLINE drpo_v4d drpo__v4_expm1_small(drpo_v4d x)
-{
-    drpo_v4d s = drpo__v4_set1(1.0);
-    for (int k = 15; k >= 2; k--)
-        s = s * (x * (1.0 / k)) + 1.0;
-    return x * s;
-}
+/* exp and expm1 on four lanes (lib/vec_exp.h, written once for every lane
+ * count). */
+#define V drpo_v4d
+#define VI drpo_v4i
+#define VU drpo_v4u
+#define VEC DRPO__V4
+#define VEC_ATTR
+#define VEC_TABLE(j)                                                                              \
+    ((drpo_v4d){drpo__exp2_32[(j)[0]], drpo__exp2_32[(j)[1]], drpo__exp2_32[(j)[2]],              \
+                drpo__exp2_32[(j)[3]]})
+#include "vec_exp.h"
 
 /* Neumaier's step on four lanes at once (see drpo__ksum_add). */
 DRPO__INLINE void drpo__v4_ksum_add(drpo_v4d *s, drpo_v4d *c, drpo_v4d x)
@@ -251,6 +229,90 @@ static inline int drpo__cpu_avx2(void)
 #else
 #define DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)                             \
     static ret name params { return body_call; }
+#endif
+
+/* Eight lanes, for the kernels whose arithmetic per unit outweighs the
+ * memory it reads (the exponentials of the KL passes): AVX-512 runs them in
+ * half the instructions and looks up exp's table in registers.  A wide
+ * instance adds each half of its eight lanes, low then high, into the
+ * four-lane sums the other instances keep, so all of them agree bit for
+ * bit.  GCC only: a wide instance inlines the four-lane helpers, which
+ * take vectors by value, and clang rejects such a call between targets
+ * even where it is inlined (a clang build runs the AVX2 instance). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DRPO__HAVE_AVX512_CLONE 1
+#include <immintrin.h>
+
+#define DRPO__WIDE __attribute__((target("avx512f,avx512dq")))
+
+static inline int drpo__cpu_avx512(void)
+{
+    __builtin_cpu_init(); /* (libgcc also checks that the OS saves the zmm state) */
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+}
+
+typedef double drpo_v8d __attribute__((vector_size(64)));
+typedef int64_t drpo_v8i __attribute__((vector_size(64)));
+typedef uint64_t drpo_v8u __attribute__((vector_size(64)));
+
+DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_load(const double *x)
+{
+    drpo_v8d v;
+    memcpy(&v, x, sizeof v);
+    return v;
+}
+
+DRPO__WIDE DRPO__INLINE void drpo__v8_store(double *x, drpo_v8d v) { memcpy(x, &v, sizeof v); }
+
+DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_set1(double a) { return (drpo_v8d){a, a, a, a, a, a, a, a}; }
+
+/* Lanes 0-3 and 4-7 (in registers: a memcpy of the halves went through
+ * the stack). */
+DRPO__WIDE DRPO__INLINE drpo_v4d drpo__v8_lo(drpo_v8d v)
+{
+    return (drpo_v4d)_mm512_castpd512_pd256((__m512d)v);
+}
+
+DRPO__WIDE DRPO__INLINE drpo_v4d drpo__v8_hi(drpo_v8d v)
+{
+    return (drpo_v4d)_mm512_extractf64x4_pd((__m512d)v, 1);
+}
+
+/* 2^(j/32) for j < 32: two two-register permutes and a blend on bit 4. */
+DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_exp2_32(drpo_v8u j)
+{
+    __m512i index = (__m512i)j;
+    __m512d low = _mm512_permutex2var_pd(_mm512_loadu_pd(drpo__exp2_32), index,
+                                         _mm512_loadu_pd(drpo__exp2_32 + 8));
+    __m512d high = _mm512_permutex2var_pd(_mm512_loadu_pd(drpo__exp2_32 + 16), index,
+                                          _mm512_loadu_pd(drpo__exp2_32 + 24));
+    __mmask8 upper = _mm512_test_epi64_mask(index, _mm512_set1_epi64(16));
+    return (drpo_v8d)_mm512_mask_blend_pd(upper, low, high);
+}
+
+#define V drpo_v8d
+#define VI drpo_v8i
+#define VU drpo_v8u
+#define VEC DRPO__V8
+#define VEC_ATTR DRPO__WIDE
+#define VEC_TABLE(j) drpo__v8_exp2_32(j)
+#include "vec_exp.h"
+
+/* A kernel with a wide instance: body_call runs on four lanes (AVX2 and
+ * baseline), wide_call on eight where the CPU has AVX-512. */
+#define DRPO__KERNEL_DISPATCH_WIDE(ret, name, params, args, body_call, wide_call)            \
+    DRPO__WIDE static ret name##_avx512 params { return wide_call; }                          \
+    __attribute__((target("avx2"))) static ret name##_avx2 params { return body_call; }       \
+    static ret name##_base params { return body_call; }                                       \
+    static ret name params                                                                    \
+    {                                                                                         \
+        return drpo__cpu_avx512() ? name##_avx512 args                                        \
+               : drpo__cpu_avx2() ? name##_avx2 args                                          \
+                                  : name##_base args;                                         \
+    }
+#else
+#define DRPO__KERNEL_DISPATCH_WIDE(ret, name, params, args, body_call, wide_call)            \
+    DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)
 #endif
 
 #endif

@@ -27,6 +27,7 @@ int main(void)
         suite_threads,
         suite_kernels,
         suite_selection,
+        suite_kl_pass,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

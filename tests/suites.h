@@ -24,5 +24,6 @@ Suite *suite_numeric(void);
 Suite *suite_threads(void);
 Suite *suite_kernels(void);
 Suite *suite_selection(void);
+Suite *suite_kl_pass(void);
 
 #endif

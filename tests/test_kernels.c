@@ -1,6 +1,6 @@
 /* test_kernels.c - the vector kernels' special functions (lib/vec.h):
- * accuracy against the C library, the AVX2 and baseline instances
- * agreeing bit for bit, and the mask helpers. */
+ * accuracy against the C library, the AVX-512 (eight lanes), AVX2 and
+ * baseline instances agreeing bit for bit, and the mask helpers. */
 #include "suites.h"
 
 /* the kernels' vectors are passed only between inlined functions */
@@ -38,6 +38,16 @@ __attribute__((target("avx2"))) static void both_avx2(const double *x, double *e
 }
 #endif
 static void both_base(const double *x, double *e, double *m) { both(x, e, m); }
+
+#ifdef DRPO__HAVE_AVX512_CLONE
+/* The eight-lane forms on x[0..7]. */
+DRPO__WIDE static void both_avx512(const double *x, double *exp_out, double *expm1_out)
+{
+    drpo_v8d v = drpo__v8_load(x);
+    drpo__v8_store(exp_out, drpo__v8_exp_nonpos(v));
+    drpo__v8_store(expm1_out, drpo__v8_expm1_small(v * (0.5 / 745.0)));
+}
+#endif
 
 /* x from 0 down to -745 (and a few special points), four at a time. */
 static double grid(int i, int n)
@@ -80,26 +90,38 @@ START_TEST(test_exp_accuracy)
 }
 END_TEST
 
+/* The instances this CPU runs against the baseline, eight points at a time. */
+static void compare_instances(const char *name,
+                              void (*run)(const double *, double *, double *), int lanes)
+{
+    const int n = 100000;
+    for (int i = 0; i < n; i += 8) {
+        double x[8], ea[8], ma[8], eb[8], mb[8];
+        for (int l = 0; l < 8; l++)
+            x[l] = grid(i + l, n);
+        for (int l = 0; l < 8; l += lanes)
+            run(x + l, ea + l, ma + l);
+        both_base(x, eb, mb);
+        both_base(x + 4, eb + 4, mb + 4);
+        for (int l = 0; l < 8; l++) {
+            ck_assert_msg(!memcmp(&ea[l], &eb[l], sizeof(double)),
+                          "exp(%.17g): %s %a, baseline %a", x[l], name, ea[l], eb[l]);
+            ck_assert_msg(!memcmp(&ma[l], &mb[l], sizeof(double)),
+                          "expm1(%.17g): %s %a, baseline %a", x[l] * (0.5 / 745.0), name,
+                          ma[l], mb[l]);
+        }
+    }
+}
+
 START_TEST(test_instances_agree)
 {
 #ifdef DRPO__HAVE_AVX2_CLONE
-    if (!drpo__cpu_avx2())
-        return; /* nothing to compare on this CPU */
-    const int n = 100000;
-    for (int i = 0; i < n; i += 4) {
-        double x[4], ea[4], ma[4], eb[4], mb[4];
-        for (int l = 0; l < 4; l++)
-            x[l] = grid(i + l, n);
-        both_avx2(x, ea, ma);
-        both_base(x, eb, mb);
-        for (int l = 0; l < 4; l++) {
-            ck_assert_msg(!memcmp(&ea[l], &eb[l], sizeof(double)),
-                          "exp(%.17g): AVX2 %a, baseline %a", x[l], ea[l], eb[l]);
-            ck_assert_msg(!memcmp(&ma[l], &mb[l], sizeof(double)),
-                          "expm1(%.17g): AVX2 %a, baseline %a", x[l] * (0.5 / 745.0), ma[l],
-                          mb[l]);
-        }
-    }
+    if (drpo__cpu_avx2())
+        compare_instances("AVX2", both_avx2, 4);
+#endif
+#ifdef DRPO__HAVE_AVX512_CLONE
+    if (drpo__cpu_avx512())
+        compare_instances("AVX-512", both_avx512, 8);
 #endif
 }
 END_TEST

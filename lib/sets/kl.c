@@ -13,25 +13,22 @@
  *                 cent, the second pass usually meets the tolerance.
  * No exponent is ever positive, so nothing overflows. */
 #include "../internal.h"
-#include "../vec.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-/* The gaps and masses a Newton iteration runs over: the problem (pb) or,
- * when pb is NULL, a sample of (d, p) pairs. */
+/* The gaps and masses a Newton iteration runs over: the problem, or a
+ * sample of it laid out as one (kl_start). */
 typedef struct kl_view {
     const drpo_problem *pb;
-    double *store; /* where an evaluation may keep its weights p exp(-u d) (m doubles) */
-    const drpo_pair *pairs;
-    size_t m;
+    double *store; /* where an evaluation may keep its weights p exp(-u d) (NULL: nowhere) */
+    int sample;    /* every pass measures all moments (a sample is small) */
     double d_max, d_min; /* largest gap; smallest positive gap (< 0: not yet known) */
     double centre;       /* moments are summed about it: the last E_q[d] known */
 } kl_view;
 
-#define KL_ORDER 6 /* the cumulants each pass measures */
 
 typedef struct kl_eval {
     double log_z; /* log sum p exp(-u d) */
@@ -44,105 +41,6 @@ typedef struct kl_eval {
     int moments;  /* kappa holds all KL_ORDER cumulants (else the mean alone) */
 } kl_eval;
 
-typedef struct kl_sums {
-    drpo_v4d z_s, z_c, em1, mom[KL_ORDER];
-} kl_sums;
-
-/* sum w and sum w (d - c)^k, k = 1..order (1 or 6), with w = p exp(-u d) over the
- * problem; in the precise form (u d <= 0.5) also sum p expm1(-u d), and
- * w = p (1 + expm1). */
-/* Four gaps' weights w = p exp(-u d) (or p (1 + expm1)), kept when `keep`,
- * into the running sums. */
-DRPO__INLINE void kl_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d nu, drpo_v4d vc, int precise,
-                           int order, double *keep, drpo_v4d *block, drpo_v4d *em1,
-                           drpo_v4d mom[KL_ORDER])
-{
-    drpo_v4d w;
-    if (precise) {
-        drpo_v4d e1 = drpo__v4_expm1_small(nu * d);
-        *em1 += p * e1;
-        w = p * (1.0 + e1);
-    } else {
-        w = p * drpo__v4_exp_nonpos(nu * d);
-    }
-    if (keep)
-        drpo__v4_store(keep, w);
-    *block += w;
-    /* w x^k: w x and w x^2 times powers of x^2, a short chain */
-    drpo_v4d x = d - vc, wx = w * x;
-    mom[0] += wx;
-    if (order >= KL_ORDER) {
-        drpo_v4d x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;
-        mom[1] += wx2;
-        mom[2] += wx3;
-        mom[3] += wx4;
-        mom[4] += wx3 * x2;
-        mom[5] += wx4 * x2;
-    }
-}
-
-/* sum w and sum w (d - c)^k, k = 1..order (1 or 6), with w = p exp(-u d)
- * over the problem, w kept in store (unless NULL); in the precise form
- * (u d <= 0.5) also sum p expm1(-u d), and w = p (1 + expm1).  The sums
- * live in locals (the stores to `store` could alias a returned struct and
- * keep them in memory), and whether to store is decided once (`keeps`, a
- * constant after inlining). */
-DRPO__INLINE kl_sums kl_pass(const drpo_problem *pb, double u, double c, double *store,
-                             int uniform, int precise, int order, int keeps)
-{
-    const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c), zero = drpo__v4_set1(0.0);
-    drpo_v4d z_s = zero, z_c = zero, em1 = zero, mom[KL_ORDER];
-    for (int k = 0; k < KL_ORDER; k++)
-        mom[k] = zero;
-    size_t m = pb->m, j = 0;
-    while (j < m) { /* blocks of 256, Z compensated across blocks */
-        drpo_v4d block = zero;
-        size_t end = j + 256 < m ? j + 256 : m;
-        for (; j + 4 <= end; j += 4) {
-            drpo_v4d d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
-            drpo_v4d p = uniform ? drpo__v4_set1(pb->pu) : drpo__v4_load(pb->p + j);
-            kl_lanes(d, p, nu, vc, precise, order, keeps ? store + j : NULL, &block, &em1, mom);
-        }
-        if (j < end) { /* the last m mod 4: padded lanes have no mass */
-            drpo_v4d d, p;
-            double w[4];
-            drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
-            kl_lanes(d, p, nu, vc, precise, order, keeps ? w : NULL, &block, &em1, mom);
-            for (size_t l = 0; keeps && j + l < end; l++)
-                store[j + l] = w[l];
-            j = end;
-        }
-        drpo__v4_ksum_add(&z_s, &z_c, block);
-    }
-    kl_sums s = {z_s, z_c, em1, {zero}};
-    for (int k = 0; k < KL_ORDER; k++)
-        s.mom[k] = mom[k];
-    return s;
-}
-
-DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double c, double *store,
-                             int uniform, int precise, int order)
-{
-    return store ? kl_pass(pb, u, c, store, uniform, precise, order, 1)
-                 : kl_pass(pb, u, c, store, uniform, precise, order, 0);
-}
-
-/* Instances by base, form of the sum (precise: Z near 1) and moments: the
- * radius form's Newton needs all six, the penalty form the mean alone. */
-#define KL_KERNEL(name, uniform, precise, order)                                              \
-    DRPO__KERNEL_DISPATCH(kl_sums, name,                                                      \
-                          (const drpo_problem *pb, double u, double c, double *store),        \
-                          (pb, u, c, store), kl_body(pb, u, c, store, uniform, precise, order))
-KL_KERNEL(kl_uniform, 1, 0, KL_ORDER)
-KL_KERNEL(kl_weighted, 0, 0, KL_ORDER)
-KL_KERNEL(kl_uniform_precise, 1, 1, KL_ORDER)
-KL_KERNEL(kl_weighted_precise, 0, 1, KL_ORDER)
-KL_KERNEL(kl_uniform_mean, 1, 0, 1)
-KL_KERNEL(kl_weighted_mean, 0, 0, 1)
-KL_KERNEL(kl_uniform_precise_mean, 1, 1, 1)
-KL_KERNEL(kl_weighted_precise_mean, 0, 1, 1)
-
-typedef kl_sums (*kl_kernel)(const drpo_problem *pb, double u, double c, double *store);
 
 /* The cumulants to order 6 from the moments a[k] = E_q[(d - c)^k] about c
  * (a[1] = mean - c): central moments by the binomial sums, then the
@@ -177,39 +75,15 @@ static void cumulants(double c, const double a[KL_ORDER + 1], double kappa[KL_OR
  * every moment: it is small). */
 static kl_eval kl_evaluate(const kl_view *v, double u, int last)
 {
-    const int store = last;
-    double z = 0.0, em1 = 0.0, mom[KL_ORDER + 1] = {0.0};
     const double c = v->centre;
     kl_eval e;
     e.precise = u * v->d_max < 0.5; /* Z near 1: log1p of an expm1 sum keeps log Z exact */
-    e.stored = store && v->pb && v->store;
-    double *to = e.stored ? v->store : NULL;
-    const drpo_problem *pb = v->pb;
-    e.moments = 1;
-    if (!pb) { /* a sample of pairs */
-        drpo_bsum zb = {{0.0, 0.0}, 0.0, 0};
-        for (size_t j = 0; j < v->m; j++) {
-            double dj = v->pairs[j].d, pj = v->pairs[j].p;
-            double e1 = e.precise ? expm1(-u * dj) : 0.0;
-            double wj = e.precise ? pj * (1.0 + e1)
-                                  : pj * drpo__v4_exp_nonpos(drpo__v4_set1(-u * dj))[0];
-            em1 += pj * e1;
-            drpo__bsum_add(&zb, wj);
-            for (int k = 1; k <= KL_ORDER; k++)
-                mom[k] += (wj *= dj - c);
-        }
-        z = drpo__bsum_value(&zb);
-    } else {
-        static const kl_kernel kernel[2][2][2] = { /* [all moments][precise][uniform] */
-            {{kl_weighted_mean, kl_uniform_mean}, {kl_weighted_precise_mean, kl_uniform_precise_mean}},
-            {{kl_weighted, kl_uniform}, {kl_weighted_precise, kl_uniform_precise}}};
-        e.moments = !last;
-        kl_sums s = kernel[e.moments][e.precise][pb->uniform != 0](pb, u, c, to);
-        z = drpo__v4_ksum_total(s.z_s, s.z_c);
-        em1 = drpo__v4_hsum(s.em1);
-        for (int k = 1; k <= (e.moments ? KL_ORDER : 1); k++)
-            mom[k] = drpo__v4_hsum(s.mom[k - 1]);
-    }
+    e.stored = last && v->store;
+    e.moments = v->sample || !last;
+    drpo_kl_sums s = drpo__kl_pass(v->pb, u, c, e.stored ? v->store : NULL, e.precise, e.moments);
+    double z = s.z, em1 = s.em1, mom[KL_ORDER + 1] = {0.0};
+    for (int k = 1; k <= (e.moments ? KL_ORDER : 1); k++)
+        mom[k] = s.mom[k - 1];
     e.z = z;
     e.log_z = e.precise && z >= 0.5 ? log1p(em1) : log(z);
     for (int k = 1; k <= KL_ORDER; k++)
@@ -259,7 +133,7 @@ static drpo_status kl_penalty(const drpo_problem *pb, drpo_solution *sol)
         sol->eta = 0.0;
         return DRPO_OK;
     }
-    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, 0.0, pb->mean_d};
+    kl_view v = {pb, pb->scratch, 0, pb->d_max, 0.0, pb->mean_d};
     kl_eval e = kl_evaluate(&v, u, 1);
     kl_rule(sol, u, &e, &v);
     sol->value = lambda * e.log_z;
@@ -272,8 +146,8 @@ static double smallest_gap(kl_view *v)
 {
     if (v->d_min < 0.0) {
         v->d_min = INFINITY;
-        for (size_t j = 0; j < v->m; j++) {
-            double d = v->pb ? drpo__gap(v->pb, j) : v->pairs[j].d;
+        for (size_t j = 0; j < v->pb->m; j++) {
+            double d = drpo__gap(v->pb, j);
             if (d > 0.0 && d < v->d_min)
                 v->d_min = d;
         }
@@ -372,14 +246,20 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho)
 {
     size_t m = pb->m, s = 8192;
     if (m >= 8 * s) {
-        double d_max = 0.0, d_min = INFINITY;
+        /* the sample laid out as a problem in the scratch (free until the
+         * last pass keeps its weights there), so its passes run the same
+         * vector kernels: gaps x with top 0 and down -1, masses after them */
+        double *x = pb->scratch, *p = pb->scratch + s, d_max = 0.0, d_min = INFINITY;
         drpo__sample_gaps(pb, s, pb->pairs);
         for (size_t i = 0; i < s; i++) {
             double d = pb->pairs[i].d;
-            d_max = fmax(d_max, d);
-            d_min = d > 0.0 ? fmin(d_min, d) : d_min;
+            x[i] = d;
+            p[i] = pb->pairs[i].p;
+            d_max = d > d_max ? d : d_max;
+            d_min = d > 0.0 && d < d_min ? d : d_min;
         }
-        kl_view sv = {NULL, NULL, pb->pairs, s, d_max, d_min, pb->mean_d};
+        drpo_problem sample = {.m = s, .x = x, .top = 0.0, .down = -1.0, .p = p, .uniform = 0};
+        kl_view sv = {&sample, NULL, 1, d_max, d_min, pb->mean_d};
         double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         kl_eval e;
         if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e) > 0 && u > 0.0 && isfinite(u)) {
@@ -415,7 +295,7 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = pb->p_top < 1.0 && rho == -log(pb->p_top);
         return DRPO_OK;
     }
-    kl_view v = {pb, pb->scratch, NULL, pb->m, pb->d_max, -1.0, pb->mean_d}; /* d_min: when needed */
+    kl_view v = {pb, pb->scratch, 0, pb->d_max, -1.0, pb->mean_d}; /* d_min: when needed */
     double u = kl_start(pb, &v, rho);
     kl_eval e;
     /* |KL - rho| <= 1e-10 rho keeps q well inside the contract's 1e-9 and
