@@ -25,5 +25,6 @@ Suite *suite_threads(void);
 Suite *suite_kernels(void);
 Suite *suite_selection(void);
 Suite *suite_kl_pass(void);
+Suite *suite_scan(void);
 
 #endif
