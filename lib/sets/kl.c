@@ -196,8 +196,9 @@ static int model_root(double u0, const kl_eval *e, double rho, double *u)
 static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *e)
 {
     double u = *u_io, lo = 0.0, hi = INFINITY; /* KL(lo) < rho < KL(hi) */
-    double var = 0.0; /* of the last pass that measured it */
-    int last = 0;     /* the steps say this pass is likely the last */
+    double var = 0.0;          /* of the last pass that measured it */
+    double f_prev = INFINITY;  /* |KL - rho| at the pass before */
+    int last = 0;              /* the steps say this pass is likely the last */
     for (int it = 1; it <= 400; it++) {
         *e = kl_evaluate(v, u, last);
         var = e->moments ? e->var : var;
@@ -222,7 +223,12 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
             double f1 = u * e->var, f2 = e->var - u * e->kappa[3], den = 2.0 * f1 * f1 - f * f2;
             next = den > 0.0 ? u - 2.0 * f * f1 / den : u - f / f1;
         }
-        if (!(next > lo && next < hi) || !isfinite(next)) {
+        /* a step that did not halve |KL - rho| is in a region the local
+         * models do not describe (KL saturated near -log p_top, or flat far
+         * below): the bracket decides the next pass instead */
+        int slow = fabs(f) > 0.5 * f_prev;
+        f_prev = fabs(f);
+        if (slow || !(next > lo && next < hi) || !isfinite(next)) {
             modelled = 0;
             if (isinf(hi))
                 next = u * 64.0;
@@ -240,11 +246,13 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
 }
 
 /* A starting temperature: from a sample of the gaps when there are many
- * (a Newton solve on 8192 of them lands within a few per cent), else from
+ * (a Newton solve on 4096 of them, 8192 from 2^20 units, usually lands
+ * within a few per cent; not on heavy tails, whose few largest losses the
+ * sample misses), else from
  * the small-radius expansion KL ~ u^2 Var_p(d) / 2. */
 static double kl_start(const drpo_problem *pb, kl_view *full, double rho)
 {
-    size_t m = pb->m, s = 8192;
+    size_t m = pb->m, s = m < ((size_t)1 << 20) ? 4096 : 8192;
     if (m >= 8 * s) {
         /* the sample laid out as a problem in the scratch (free until the
          * last pass keeps its weights there), so its passes run the same
