@@ -4,9 +4,13 @@
  *
  * The exponentials outweigh the memory the pass reads, so besides the AVX2
  * and baseline instances of every other kernel this one has an AVX-512
- * instance on eight lanes (vec.h): it adds each half of its eight lanes
- * to the same four-lane sums in the same order, so all three instances
- * return the same bits (tests/test_kernels.c compares them). */
+ * instance on eight lanes (vec.h).  Every instance sums in the same eight
+ * lanes (unit j into lane j mod 8; four-lane instances keep them as two
+ * groups of four), joins them in the same order and adds the last m mod 8
+ * units the same way, so all three return the same bits
+ * (tests/test_kl_pass.c compares them).  Eight lanes rather than four also
+ * halve the chains of dependent additions each sum carries per unit, which
+ * bound the wide instance. */
 #include "../internal.h"
 #include "../vec.h"
 
@@ -17,98 +21,125 @@ typedef struct kl_sums {
     drpo_v4d z_s, z_c, em1, mom[KL_ORDER];
 } kl_sums;
 
-/* The weights w = p exp(-u d) of a group of gaps, or in the precise form
- * (u d <= 0.5) w = p (1 + e1) with e1 = expm1(-u d), and then *pe1 = p e1.
- * Written once for four and for eight lanes: the same operations per lane. */
-#define KL_WEIGHTS(V, VEC, ATTR)                                                              \
-    ATTR DRPO__INLINE V VEC(kl_weights)(V d, V p, V nu, int precise, V *pe1)                  \
+/* A group of gaps d with masses p into running sums: the weights w = p
+ * exp(-u d) (in the precise form, u d <= 0.5: w = p (1 + e1) with e1 =
+ * expm1(-u d), and p e1 into *em1) into *block, w (d - c)^k, k = 1..order
+ * (1 or 6), into mom; w kept at `keep` unless it is NULL.  Written once for
+ * four and for eight lanes: the same operations in each lane. */
+#define KL_GROUP(V, VEC, ATTR)                                                                \
+    ATTR DRPO__INLINE void VEC(kl_group)(V d, V p, V nu, V vc, int precise, int order,         \
+                                         double *keep, V *block, V *em1, V mom[KL_ORDER])     \
     {                                                                                         \
-        if (!precise)                                                                         \
-            return p * VEC(exp_nonpos)(nu * d);                                               \
-        V e1 = VEC(expm1_small)(nu * d);                                                      \
-        *pe1 = p * e1;                                                                        \
-        return p * (1.0 + e1);                                                                \
+        V w;                                                                                  \
+        if (precise) {                                                                        \
+            V e1 = VEC(expm1_small)(nu * d);                                                  \
+            *em1 += p * e1;                                                                   \
+            w = p * (1.0 + e1);                                                               \
+        } else {                                                                              \
+            w = p * VEC(exp_nonpos)(nu * d);                                                  \
+        }                                                                                     \
+        if (keep)                                                                             \
+            VEC(store)(keep, w);                                                              \
+        *block += w;                                                                          \
+        /* w x^k: w x and w x^2 times powers of x^2, a short chain */                         \
+        V x = d - vc, wx = w * x;                                                             \
+        mom[0] += wx;                                                                         \
+        if (order >= KL_ORDER) {                                                              \
+            V x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;                        \
+            mom[1] += wx2;                                                                    \
+            mom[2] += wx3;                                                                    \
+            mom[3] += wx4;                                                                    \
+            mom[4] += wx3 * x2;                                                               \
+            mom[5] += wx4 * x2;                                                               \
+        }                                                                                     \
     }
-KL_WEIGHTS(drpo_v4d, DRPO__V4, )
+KL_GROUP(drpo_v4d, DRPO__V4, )
 
-/* Four gaps' weights w and their terms into the running sums: w, p expm1
- * (precise form) and w (d - c)^k, k = 1..order (1 or 6). */
-DRPO__INLINE void kl_add(drpo_v4d d, drpo_v4d w, drpo_v4d pe1, drpo_v4d vc, int precise,
-                         int order, drpo_v4d *block, drpo_v4d *em1, drpo_v4d mom[KL_ORDER])
+/* Units j, j+1, j+2, j+3 (all below end) as gaps and masses. */
+DRPO__INLINE void kl_units(const drpo_problem *pb, size_t j, int uniform, drpo_v4d *d,
+                           drpo_v4d *p)
 {
-    if (precise)
-        *em1 += pe1;
-    *block += w;
-    /* w x^k: w x and w x^2 times powers of x^2, a short chain */
-    drpo_v4d x = d - vc, wx = w * x;
-    mom[0] += wx;
-    if (order >= KL_ORDER) {
-        drpo_v4d x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;
-        mom[1] += wx2;
-        mom[2] += wx3;
-        mom[3] += wx4;
-        mom[4] += wx3 * x2;
-        mom[5] += wx4 * x2;
-    }
+    *d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
+    *p = uniform ? drpo__v4_set1(pb->pu) : drpo__v4_load(pb->p + j);
 }
 
-/* Four gaps, their weights kept when `keep`. */
-DRPO__INLINE void kl_lanes(drpo_v4d d, drpo_v4d p, drpo_v4d nu, drpo_v4d vc, int precise,
-                           int order, double *keep, drpo_v4d *block, drpo_v4d *em1,
-                           drpo_v4d mom[KL_ORDER])
+/* The end of every instance's pass: the last block's sum `block` and the
+ * sums em1 and mom, their eight lanes joined into four, take units j..m-1
+ * (fewer than eight: four at a time, the rest padded with lanes that have
+ * no mass), and the block joins the compensated Z. */
+DRPO__INLINE kl_sums kl_finish(const drpo_problem *pb, size_t j, double u, double c,
+                               double *store, int uniform, int precise, int order,
+                               drpo_v4d z_s, drpo_v4d z_c, drpo_v4d block, drpo_v4d em1,
+                               const drpo_v4d mom_joined[KL_ORDER])
 {
-    drpo_v4d pe1 = nu, w = DRPO__V4(kl_weights)(d, p, nu, precise, &pe1);
-    if (keep)
-        drpo__v4_store(keep, w);
-    kl_add(d, w, pe1, vc, precise, order, block, em1, mom);
-}
-
-/* Units j .. end-1 of a block of the pass, four at a time, the last
- * m mod 4 padded with lanes that have no mass. */
-DRPO__INLINE void kl_block(const drpo_problem *pb, size_t j, size_t end, drpo_v4d nu,
-                           drpo_v4d vc, double *store, int uniform, int precise, int order,
-                           drpo_v4d *block, drpo_v4d *em1, drpo_v4d mom[KL_ORDER])
-{
-    for (; j + 4 <= end; j += 4) {
-        drpo_v4d d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
-        drpo_v4d p = uniform ? drpo__v4_set1(pb->pu) : drpo__v4_load(pb->p + j);
-        kl_lanes(d, p, nu, vc, precise, order, store ? store + j : NULL, block, em1, mom);
+    const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c);
+    size_t m = pb->m;
+    drpo_v4d mom[KL_ORDER];
+    for (int k = 0; k < KL_ORDER; k++)
+        mom[k] = mom_joined[k];
+    for (; j + 4 <= m; j += 4) {
+        drpo_v4d d, p;
+        kl_units(pb, j, uniform, &d, &p);
+        DRPO__V4(kl_group)(d, p, nu, vc, precise, order, store ? store + j : NULL, &block, &em1,
+                           mom);
     }
-    if (j < end) {
+    if (j < m) {
         drpo_v4d d, p;
         double w[4];
-        drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
-        kl_lanes(d, p, nu, vc, precise, order, store ? w : NULL, block, em1, mom);
-        for (size_t l = 0; store && j + l < end; l++)
+        drpo__v4_units(pb, j, m, uniform, 0, &d, &p);
+        DRPO__V4(kl_group)(d, p, nu, vc, precise, order, store ? w : NULL, &block, &em1, mom);
+        for (size_t l = 0; store && j + l < m; l++)
             store[j + l] = w[l];
     }
+    drpo__v4_ksum_add(&z_s, &z_c, block);
+    kl_sums s;
+    s.z_s = z_s;
+    s.z_c = z_c;
+    s.em1 = em1;
+    for (int k = 0; k < KL_ORDER; k++)
+        s.mom[k] = mom[k];
+    return s;
 }
 
 /* sum w and sum w (d - c)^k, k = 1..order (1 or 6), with w = p exp(-u d)
  * over the problem, w kept in store (unless NULL); in the precise form
  * (u d <= 0.5) also sum p expm1(-u d), and w = p (1 + expm1).  Z is summed
- * in blocks of 256, compensated across blocks.  The sums live in locals
- * (the stores to `store` could alias a returned struct and keep them in
- * memory), and whether to store is decided once (`keeps`, a constant after
- * inlining). */
+ * in blocks of 256 units, compensated across blocks, the last m mod 8
+ * units in the last block.  Eight lanes as two groups of four: a, units
+ * 8i..8i+3, and b, 8i+4..8i+7.  The sums live in locals (the stores to
+ * `store` could alias a returned struct and keep them in memory), and
+ * whether to store is decided once (`keeps`, a constant after inlining). */
 DRPO__INLINE kl_sums kl_pass(const drpo_problem *pb, double u, double c, double *store,
                              int uniform, int precise, int order, int keeps)
 {
     const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c), zero = drpo__v4_set1(0.0);
-    drpo_v4d z_s = zero, z_c = zero, em1 = zero, mom[KL_ORDER];
+    drpo_v4d z_s = zero, z_c = zero, em1_a = zero, em1_b = zero, block;
+    drpo_v4d mom_a[KL_ORDER], mom_b[KL_ORDER];
     for (int k = 0; k < KL_ORDER; k++)
-        mom[k] = zero;
-    for (size_t j = 0, m = pb->m; j < m; j += 256) {
-        drpo_v4d block = zero;
-        size_t end = j + 256 < m ? j + 256 : m;
-        kl_block(pb, j, end, nu, vc, keeps ? store : NULL, uniform, precise, order, &block, &em1,
-                 mom);
+        mom_a[k] = mom_b[k] = zero;
+    size_t j = 0, full = pb->m - pb->m % 8;
+    for (;;) {
+        drpo_v4d block_a = zero, block_b = zero;
+        size_t end = j + 256 < full ? j + 256 : full;
+        for (; j < end; j += 8) {
+            drpo_v4d d, p;
+            kl_units(pb, j, uniform, &d, &p);
+            DRPO__V4(kl_group)(d, p, nu, vc, precise, order, keeps ? store + j : NULL, &block_a,
+                               &em1_a, mom_a);
+            kl_units(pb, j + 4, uniform, &d, &p);
+            DRPO__V4(kl_group)(d, p, nu, vc, precise, order, keeps ? store + j + 4 : NULL,
+                               &block_b, &em1_b, mom_b);
+        }
+        block = block_a + block_b;
+        if (j >= full)
+            break;
         drpo__v4_ksum_add(&z_s, &z_c, block);
     }
-    kl_sums s = {z_s, z_c, em1, {zero}};
+    drpo_v4d mom[KL_ORDER];
     for (int k = 0; k < KL_ORDER; k++)
-        s.mom[k] = mom[k];
-    return s;
+        mom[k] = mom_a[k] + mom_b[k];
+    return kl_finish(pb, j, u, c, keeps ? store : NULL, uniform, precise, order, z_s, z_c, block,
+                     em1_a + em1_b, mom);
 }
 
 DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double c, double *store,
@@ -119,45 +150,42 @@ DRPO__INLINE kl_sums kl_body(const drpo_problem *pb, double u, double c, double 
 }
 
 #ifdef DRPO__HAVE_AVX512_CLONE
-KL_WEIGHTS(drpo_v8d, DRPO__V8, DRPO__WIDE)
+KL_GROUP(drpo_v8d, DRPO__V8, DRPO__WIDE)
 
-/* kl_pass on eight lanes (AVX-512): the exponentials of units j..j+7 at
- * once, their terms added to the four-lane sums as units j..j+3, then
- * j+4..j+7, exactly as kl_pass adds them; the last m mod 8 by kl_block. */
+/* kl_pass on eight lanes (AVX-512): the same sums, lane for lane; the
+ * halves of a lane vector are joined low + high as kl_pass joins a + b. */
 DRPO__WIDE DRPO__INLINE kl_sums kl_pass_wide(const drpo_problem *pb, double u, double c,
                                               double *store, int uniform, int precise,
                                               int order, int keeps)
 {
-    const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c), zero = drpo__v4_set1(0.0);
-    const drpo_v8d nu8 = drpo__v8_set1(-u), top = drpo__v8_set1(pb->top),
-                   down = drpo__v8_set1(pb->down), pu = drpo__v8_set1(pb->pu);
+    const drpo_v8d nu = drpo__v8_set1(-u), vc = drpo__v8_set1(c), zero = drpo__v8_set1(0.0),
+                   top = drpo__v8_set1(pb->top), down = drpo__v8_set1(pb->down),
+                   pu = drpo__v8_set1(pb->pu);
     const double *x = pb->x, *base = pb->p;
-    drpo_v4d z_s = zero, z_c = zero, em1 = zero, mom[KL_ORDER];
+    drpo_v4d z_s = drpo__v8_lo(zero), z_c = z_s, block;
+    drpo_v8d em1 = zero, mom[KL_ORDER];
     for (int k = 0; k < KL_ORDER; k++)
         mom[k] = zero;
-    for (size_t j = 0, m = pb->m; j < m;) {
-        drpo_v4d block = zero;
-        size_t end = j + 256 < m ? j + 256 : m;
-        for (; j + 8 <= end; j += 8) {
+    size_t j = 0, full = pb->m - pb->m % 8;
+    for (;;) {
+        drpo_v8d block8 = zero;
+        size_t end = j + 256 < full ? j + 256 : full;
+        for (; j < end; j += 8) {
             drpo_v8d d = top - drpo__v8_load(x + j) * down;
             drpo_v8d p = uniform ? pu : drpo__v8_load(base + j);
-            drpo_v8d pe1 = nu8, w = DRPO__V8(kl_weights)(d, p, nu8, precise, &pe1);
-            if (keeps)
-                drpo__v8_store(store + j, w);
-            kl_add(drpo__v8_lo(d), drpo__v8_lo(w), drpo__v8_lo(pe1), vc, precise, order, &block,
-                   &em1, mom);
-            kl_add(drpo__v8_hi(d), drpo__v8_hi(w), drpo__v8_hi(pe1), vc, precise, order, &block,
-                   &em1, mom);
+            DRPO__V8(kl_group)(d, p, nu, vc, precise, order, keeps ? store + j : NULL, &block8,
+                               &em1, mom);
         }
-        kl_block(pb, j, end, nu, vc, keeps ? store : NULL, uniform, precise, order, &block, &em1,
-                 mom);
+        block = drpo__v8_lo(block8) + drpo__v8_hi(block8);
+        if (j >= full)
+            break;
         drpo__v4_ksum_add(&z_s, &z_c, block);
-        j = end;
     }
-    kl_sums s = {z_s, z_c, em1, {zero}};
+    drpo_v4d joined[KL_ORDER];
     for (int k = 0; k < KL_ORDER; k++)
-        s.mom[k] = mom[k];
-    return s;
+        joined[k] = drpo__v8_lo(mom[k]) + drpo__v8_hi(mom[k]);
+    return kl_finish(pb, j, u, c, keeps ? store : NULL, uniform, precise, order, z_s, z_c, block,
+                     drpo__v8_lo(em1) + drpo__v8_hi(em1), joined);
 }
 
 DRPO__WIDE DRPO__INLINE kl_sums kl_body_wide(const drpo_problem *pb, double u, double c,
