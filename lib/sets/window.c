@@ -102,11 +102,15 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
     w->next = INFINITY;
 }
 
-/* The gaps at a fraction of a sample's mass, +- 3 standard errors, by
- * selection (the sample is reordered). */
-static void bracket(const drpo_window *sample, double level, double *lo, double *hi)
+/* A predicted crossing (a rule's predict) is bracketed by +- 3 / sqrt(n)
+ * of the sample's mass: the prediction's own error adds to the sampling's. */
+static double predict_margin(const drpo_window *sample) { return 3.0 / sqrt((double)sample->n); }
+
+/* The gaps at fractions level -+ delta of a sample's mass, by selection
+ * (the sample is reordered). */
+static void bracket(const drpo_window *sample, double level, double delta, double *lo, double *hi)
 {
-    double delta = 3.0 / sqrt((double)sample->n), a = level - delta, b = level + delta;
+    double a = level - delta, b = level + delta;
     double total = 0.0;
     for (size_t i = 0; i < sample->n; i++)
         total += sample->win[i].p;
@@ -188,7 +192,7 @@ DRPO__INLINE void keep(drpo_v4d d, drpo_v4d p, drpo_v4i inside, int uniform, drp
  * (top - v down, p), in place (from the back: pair i covers doubles 2i and
  * 2i + 1, which hold values already moved).  Gaps themselves: top 0, down -1
  * (0 - (-d) is d exactly).  Returns how many of the new gaps are <= g1 (in
- * the same pass; adds those >= g0 to *at_g0). */
+ * the same pass; adds those >= g0 and not <= g1 to *at_g0). */
 static size_t pairs_of_values(drpo_pair *pairs, size_t k, double p, double top, double down,
                               double g1, double g0, size_t *at_g0)
 {
@@ -198,7 +202,7 @@ static size_t pairs_of_values(drpo_pair *pairs, size_t k, double p, double top, 
         double d = top - v[i] * down;
         pairs[i] = (drpo_pair){d, p};
         low += d <= g1;
-        high += d >= g0;
+        high += d >= g0 && d > g1; /* (g1 == g0 by rounding: counted once, below) */
     }
     *at_g0 += high;
     return low;
@@ -476,7 +480,11 @@ int drpo__loss_bracket(size_t n, const double *loss, double level, drpo_pair *sc
         if (!isfinite(scratch[i].d))
             return 0;
     double lo, hi;
-    bracket(&sample, level, &lo, &hi);
+    /* the level is exact, so the sample's error is the sampling's alone:
+     * four binomial standard errors (the stratified sample's are smaller;
+     * a miss costs the search a pass) */
+    bracket(&sample, level, 4.0 * sqrt(level * (1.0 - level) / (double)s) + 1.0 / (double)s, &lo,
+            &hi);
     *x1 = -lo;
     *x0 = -hi;
     return 1;
@@ -528,7 +536,8 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         drpo_window whole, sample;
         whole_window(&whole);
         sample_of(pb, NULL, m, first_sample(m), 1.0, &whole, pb->pairs, &sample);
-        bracket(&sample, rule->predict(&whole, &sample, rule->ctx), &lo, &hi);
+        bracket(&sample, rule->predict(&whole, &sample, rule->ctx), predict_margin(&sample), &lo,
+                &hi);
         if (rule->moments >= 2)
             centre = mean_below(&sample, hi, centre);
     }
@@ -560,7 +569,7 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         drpo_window sample, narrower;
         sample_of(pb, w->win, w->n, s, w->win_mass, w, (drpo_pair *)pb->scratch, &sample);
         double a, b;
-        bracket(&sample, rule->predict(w, &sample, rule->ctx), &a, &b);
+        bracket(&sample, rule->predict(w, &sample, rule->ctx), predict_margin(&sample), &a, &b);
         a = a > w->lo ? a : w->lo;
         b = b < w->hi ? b : w->hi;
         if (isinf(a) && isinf(b))
