@@ -294,6 +294,10 @@ typedef struct drpo_window_rule {
 /* A stratified sample of s <= m gaps with their masses, scaled to sum to 1. */
 void drpo__sample_gaps(const drpo_problem *pb, size_t s, drpo_pair *out);
 
+/* The units with gaps below tau as pairs at the front of pb->pairs (one
+ * pass); returns how many, their mass in *mass. */
+size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass);
+
 /* A window of the gaps (unsorted) that holds the crossing; returns the passes
  * over the data (1 unless the first bracket missed).  Uses pb->pairs, and
  * pb->q as scratch. */

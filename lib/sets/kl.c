@@ -203,8 +203,11 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
         *e = kl_evaluate(v, u, last);
         var = e->moments ? e->var : var;
         *u_io = u;
-        v->centre = e->mean;
         double f = kl_of(u, e) - rho;
+        if (isnan(f)) /* every weight underflowed (a sample without the top): u is far too large */
+            f = INFINITY;
+        else
+            v->centre = e->mean;
         if (fabs(f) <= tol)
             return it;
         if (f < 0)
@@ -226,9 +229,12 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
         /* a step that did not halve |KL - rho| is in a region the local
          * models do not describe (KL saturated near -log p_top, or flat far
          * below): the bracket decides the next pass instead */
-        int slow = fabs(f) > 0.5 * f_prev;
+        int slow = fabs(f) > 0.5 * f_prev, inside = next > lo && next < hi && isfinite(next);
         f_prev = fabs(f);
-        if (slow || !(next > lo && next < hi) || !isfinite(next)) {
+        if (slow && inside && isinf(hi) && next > u) { /* below, no bound above: a step twice as long */
+            next = u + 2.0 * (next - u);
+            modelled = 0;
+        } else if (slow || !inside) {
             modelled = 0;
             if (isinf(hi))
                 next = u * 64.0;
@@ -245,13 +251,67 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
     return -1;
 }
 
+/* The sample's units whose gaps are exactly the smallest of the data's
+ * when the start takes the top in (kl_start_top). */
+#define KL_TOP_UNITS 64
+
+/* The start from the sample (in the scratch) with the top of the data in
+ * it: the units whose gaps lie below the sample's KL_TOP_UNITS-th smallest
+ * (about KL_TOP_UNITS m / s of them, found by one pass) exactly, and the
+ * sampled units from there up, their masses scaled to the rest.  A Newton
+ * solve on that from u; u itself where the top is too large to keep. */
+static double kl_start_top(const drpo_problem *pb, kl_view *full, double rho,
+                           const drpo_problem *sample, double u)
+{
+    size_t s = sample->m, m = pb->m;
+    double tau, top_mass, rest = 0.0;
+    if (!drpo__pairs_crossing(pb->pairs, s, 0.0, (double)KL_TOP_UNITS / (double)s, 0, &tau) ||
+        !(tau > 0.0))
+        return u;
+    size_t k = drpo__gaps_below(pb, tau, &top_mass);
+    if (k == 0 || k + s > (m - 2 * s) / 2 || !(top_mass < 1.0))
+        return u;
+    /* after the sample in the scratch: gaps, then masses */
+    double *x = pb->scratch + 2 * s, *p = x + k + s, d_max = 0.0, d_min = INFINITY;
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++, n++) {
+        x[n] = pb->pairs[i].d;
+        p[n] = pb->pairs[i].p;
+    }
+    for (size_t i = 0; i < s; i++)
+        if (drpo__gap(sample, i) >= tau) {
+            x[n] = drpo__gap(sample, i);
+            p[n++] = sample->p[i];
+            rest += sample->p[i];
+        }
+    if (!(rest > 0.0))
+        return u;
+    for (size_t i = k; i < n; i++)
+        p[i] *= (1.0 - top_mass) / rest;
+    for (size_t i = 0; i < n; i++) {
+        d_max = x[i] > d_max ? x[i] : d_max;
+        d_min = x[i] > 0.0 && x[i] < d_min ? x[i] : d_min;
+    }
+    drpo_problem top = {.m = n, .x = x, .top = 0.0, .down = -1.0, .p = p, .uniform = 0};
+    kl_view tv = {&top, NULL, 1, d_max, d_min, full->centre};
+    kl_eval e;
+    double v = u;
+    if (kl_newton(&tv, rho, 1e-4 * rho, &v, &e) > 0 && v > 0.0 && isfinite(v)) {
+        full->centre = isfinite(e.mean) ? e.mean : full->centre;
+        return v;
+    }
+    return u;
+}
+
 /* A starting temperature: from a sample of the gaps when there are many
  * (a Newton solve on 4096 of them, 8192 from 2^20 units, usually lands
- * within a few per cent; not on heavy tails, whose few largest losses the
- * sample misses), else from
- * the small-radius expansion KL ~ u^2 Var_p(d) / 2. */
-static double kl_start(const drpo_problem *pb, kl_view *full, double rho)
+ * within a few per cent; on heavy tails, whose few largest losses decide
+ * the answer and are rarely sampled, the top of the data is added to the
+ * sample, which takes a pass: *passes 1), else from the small-radius
+ * expansion KL ~ u^2 Var_p(d) / 2. */
+static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *passes)
 {
+    *passes = 0;
     size_t m = pb->m, s = m < ((size_t)1 << 20) ? 4096 : 8192;
     if (m >= 8 * s) {
         /* the sample laid out as a problem in the scratch (free until the
@@ -271,7 +331,14 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho)
         double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         kl_eval e;
         if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e) > 0 && u > 0.0 && isfinite(u)) {
-            full->centre = e.mean;
+            full->centre = isfinite(e.mean) ? e.mean : full->centre;
+            /* Z over the sample at u: the units above the sample's largest
+             * loss, about a 1/s share of the mass, count for up to 1/s in
+             * Z; at more than 10 % of it, the sample cannot tell u */
+            if (1.0 / (double)s > 0.1 * e.z) {
+                u = kl_start_top(pb, full, rho, &sample, u);
+                *passes = 1;
+            }
             return u;
         }
     }
@@ -304,7 +371,8 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
         return DRPO_OK;
     }
     kl_view v = {pb, pb->scratch, 0, pb->d_max, -1.0, pb->mean_d}; /* d_min: when needed */
-    double u = kl_start(pb, &v, rho);
+    int start_passes;
+    double u = kl_start(pb, &v, rho, &start_passes);
     kl_eval e;
     /* |KL - rho| <= 1e-10 rho keeps q well inside the contract's 1e-9 and
      * moves the value by lambda times that; from the sampled start the
@@ -322,7 +390,7 @@ static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
     sol->value = -e.mean;
     sol->lambda = 1.0 / u;
     sol->eta = -e.log_z / u; /* mu = lambda log E_p exp(l / lambda), in gaps */
-    sol->iterations = it;
+    sol->iterations = it + start_passes;
     sol->tight = 1;
     return DRPO_OK;
 }

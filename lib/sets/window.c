@@ -518,6 +518,14 @@ static void window_of_scan(const drpo_problem *pb, drpo_window *w)
         narrow_pairs(w, w->lo, w->hi);
 }
 
+size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass)
+{
+    drpo_window w;
+    fill(pb, -INFINITY, tau, 0.0, 0, &w);
+    *mass = w.win_mass;
+    return w.n;
+}
+
 int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo_window *w)
 {
     size_t m = pb->m;
