@@ -305,11 +305,11 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
 
 /* The KL solver's pass (kl_pass.c) at inverse temperature u, moments about c:
  * z = sum w, w = p exp(-u d) (with precise: w = p (1 + e1), e1 = expm1(-u d),
- * and em1 = sum p e1), mom[k-1] = sum w (d - c)^k for k = 1..KL_ORDER
+ * and em1 = sum p e1), mom[k-1] = sum w (d - c)^k for k = 1..DRPO__KL_ORDER
  * (moments) or k = 1 alone; w kept in store unless it is NULL. */
-#define KL_ORDER 6
+#define DRPO__KL_ORDER 6 /* the cumulants each pass measures */
 typedef struct drpo_kl_sums {
-    double z, em1, mom[KL_ORDER];
+    double z, em1, mom[DRPO__KL_ORDER];
 } drpo_kl_sums;
 drpo_kl_sums drpo__kl_pass(const drpo_problem *pb, double u, double c, double *store,
                            int precise, int moments);

@@ -135,7 +135,7 @@ START_TEST(test_kl_pass_sums)
             kl_case(&r, m, !precise, x, p);
             double u = precise ? 0.4 : 3.0, c = 0.37;
             drpo_kl_sums s = drpo__kl_pass(&pb, u, c, w, precise, 1);
-            long double z = 0.0L, em1 = 0.0L, mom[KL_ORDER] = {0.0L};
+            long double z = 0.0L, em1 = 0.0L, mom[DRPO__KL_ORDER] = {0.0L};
             for (size_t j = 0; j < m; j++) {
                 /* the gap and exponent as the pass rounds them: its error is exp's */
                 double dd = 1.0 - x[j], t = -u * dd;
@@ -146,14 +146,14 @@ START_TEST(test_kl_pass_sums)
                 z += wj;
                 em1 += pj * expm1l((long double)t);
                 long double term = wj;
-                for (int k = 0; k < KL_ORDER; k++)
+                for (int k = 0; k < DRPO__KL_ORDER; k++)
                     mom[k] += (term *= d - c);
             }
             ck_assert_msg(fabsl(s.z - z) <= 1e-14L * z, "z %.17g vs %.17Lg", s.z, z);
             if (precise)
                 ck_assert_msg(fabsl(s.em1 - em1) <= 1e-14L * fabsl(em1), "em1 %.17g vs %.17Lg",
                               s.em1, em1);
-            for (int k = 0; k < KL_ORDER; k++) {
+            for (int k = 0; k < DRPO__KL_ORDER; k++) {
                 long double scale = 0.0L, t;
                 for (size_t j = 0; j < m; j++) { /* sum |terms|: the bound on rounding */
                     long double d = 1.0 - x[j];

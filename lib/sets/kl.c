@@ -11,13 +11,12 @@
  *                 root is the next u (Halley's step where it has none), safe-
  *                 guarded by a bracket.  From a sampled start within a few per
  *                 cent, the second pass usually meets the tolerance.
- * No exponent is ever positive, so nothing overflows. */
+ * No exponent is ever positive, so nothing overflows.  The passes
+ * themselves are in kl_pass.c. */
 #include "../internal.h"
 
 #include <float.h>
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 /* The gaps and masses a Newton iteration runs over: the problem, or a
  * sample of it laid out as one (kl_start). */
@@ -29,26 +28,24 @@ typedef struct kl_view {
     double centre;       /* moments are summed about it: the last E_q[d] known */
 } kl_view;
 
-
 typedef struct kl_eval {
     double log_z; /* log sum p exp(-u d) */
     double z;     /* sum p exp(-u d) (compensated) */
     double mean;  /* E_q[d] */
     double var;   /* Var_q(d) */
-    double kappa[KL_ORDER + 1]; /* cumulants of d under q: [1] mean, [2] var, ... */
+    double kappa[DRPO__KL_ORDER + 1]; /* cumulants of d under q: [1] mean, [2] var, ... */
     int precise;  /* Z near 1: log Z from log1p of an expm1 sum */
     int stored;   /* the weights p exp(-u d) are in the view's store */
-    int moments;  /* kappa holds all KL_ORDER cumulants (else the mean alone) */
+    int moments;  /* kappa holds all DRPO__KL_ORDER cumulants (else the mean alone) */
 } kl_eval;
-
 
 /* The cumulants to order 6 from the moments a[k] = E_q[(d - c)^k] about c
  * (a[1] = mean - c): central moments by the binomial sums, then the
  * moment-cumulant relations. */
-static void cumulants(double c, const double a[KL_ORDER + 1], double kappa[KL_ORDER + 1])
+static void cumulants(double c, const double a[DRPO__KL_ORDER + 1], double kappa[DRPO__KL_ORDER + 1])
 {
-    double delta = a[1], mu[KL_ORDER + 1];
-    for (int k = 0; k <= KL_ORDER; k++) { /* mu_k = sum_j C(k, j) a_j (-delta)^(k-j) */
+    double delta = a[1], mu[DRPO__KL_ORDER + 1];
+    for (int k = 0; k <= DRPO__KL_ORDER; k++) { /* mu_k = sum_j C(k, j) a_j (-delta)^(k-j) */
         double sum = 0.0, binom = 1.0;
         for (int j = 0; j <= k; j++) {
             double pw = 1.0;
@@ -81,12 +78,12 @@ static kl_eval kl_evaluate(const kl_view *v, double u, int last)
     e.stored = last && v->store;
     e.moments = v->sample || !last;
     drpo_kl_sums s = drpo__kl_pass(v->pb, u, c, e.stored ? v->store : NULL, e.precise, e.moments);
-    double z = s.z, em1 = s.em1, mom[KL_ORDER + 1] = {0.0};
-    for (int k = 1; k <= (e.moments ? KL_ORDER : 1); k++)
+    double z = s.z, em1 = s.em1, mom[DRPO__KL_ORDER + 1] = {0.0};
+    for (int k = 1; k <= (e.moments ? DRPO__KL_ORDER : 1); k++)
         mom[k] = s.mom[k - 1];
     e.z = z;
     e.log_z = e.precise && z >= 0.5 ? log1p(em1) : log(z);
-    for (int k = 1; k <= KL_ORDER; k++)
+    for (int k = 1; k <= DRPO__KL_ORDER; k++)
         mom[k] /= z;
     cumulants(c, mom, e.kappa);
     e.mean = e.kappa[1];
@@ -166,10 +163,10 @@ static int model_root(double u0, const kl_eval *e, double rho, double *u)
         /* with t_j = (-h)^j / j!: log Z = log Z0 + sum_j>=1 k_j t_j,
          * E = sum_j k_(j+1) t_j, Var = sum_j k_(j+2) t_j */
         double log_z = e->log_z, mean = 0.0, var = 0.0, t = 1.0;
-        for (int j = 0; j <= KL_ORDER; j++) {
+        for (int j = 0; j <= DRPO__KL_ORDER; j++) {
             log_z += j >= 1 ? k[j] * t : 0.0;
-            mean += j + 1 <= KL_ORDER ? k[j + 1] * t : 0.0;
-            var += j + 2 <= KL_ORDER ? k[j + 2] * t : 0.0;
+            mean += j + 1 <= DRPO__KL_ORDER ? k[j + 1] * t : 0.0;
+            var += j + 2 <= DRPO__KL_ORDER ? k[j + 2] * t : 0.0;
             t *= -h / (j + 1);
         }
         double g = -(u0 + h) * mean - log_z - rho, slope = (u0 + h) * var;

@@ -18,7 +18,7 @@
 
 /* A pass's sums in four lanes each (reduced by drpo__kl_pass). */
 typedef struct kl_sums {
-    drpo_v4d z_s, z_c, em1, mom[KL_ORDER];
+    drpo_v4d z_s, z_c, em1, mom[DRPO__KL_ORDER];
 } kl_sums;
 
 /* A group of gaps d with masses p into running sums: the weights w = p
@@ -28,7 +28,7 @@ typedef struct kl_sums {
  * four and for eight lanes: the same operations in each lane. */
 #define KL_GROUP(V, VEC, ATTR)                                                                \
     ATTR DRPO__INLINE void VEC(kl_group)(V d, V p, V nu, V vc, int precise, int order,         \
-                                         double *keep, V *block, V *em1, V mom[KL_ORDER])     \
+                                         double *keep, V *block, V *em1, V mom[DRPO__KL_ORDER])     \
     {                                                                                         \
         V w;                                                                                  \
         if (precise) {                                                                        \
@@ -44,7 +44,7 @@ typedef struct kl_sums {
         /* w x^k: w x and w x^2 times powers of x^2, a short chain */                         \
         V x = d - vc, wx = w * x;                                                             \
         mom[0] += wx;                                                                         \
-        if (order >= KL_ORDER) {                                                              \
+        if (order >= DRPO__KL_ORDER) {                                                              \
             V x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;                        \
             mom[1] += wx2;                                                                    \
             mom[2] += wx3;                                                                    \
@@ -70,12 +70,12 @@ DRPO__INLINE void kl_units(const drpo_problem *pb, size_t j, int uniform, drpo_v
 DRPO__INLINE kl_sums kl_finish(const drpo_problem *pb, size_t j, double u, double c,
                                double *store, int uniform, int precise, int order,
                                drpo_v4d z_s, drpo_v4d z_c, drpo_v4d block, drpo_v4d em1,
-                               const drpo_v4d mom_joined[KL_ORDER])
+                               const drpo_v4d mom_joined[DRPO__KL_ORDER])
 {
     const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c);
     size_t m = pb->m;
-    drpo_v4d mom[KL_ORDER];
-    for (int k = 0; k < KL_ORDER; k++)
+    drpo_v4d mom[DRPO__KL_ORDER];
+    for (int k = 0; k < DRPO__KL_ORDER; k++)
         mom[k] = mom_joined[k];
     for (; j + 4 <= m; j += 4) {
         drpo_v4d d, p;
@@ -96,7 +96,7 @@ DRPO__INLINE kl_sums kl_finish(const drpo_problem *pb, size_t j, double u, doubl
     s.z_s = z_s;
     s.z_c = z_c;
     s.em1 = em1;
-    for (int k = 0; k < KL_ORDER; k++)
+    for (int k = 0; k < DRPO__KL_ORDER; k++)
         s.mom[k] = mom[k];
     return s;
 }
@@ -114,8 +114,8 @@ DRPO__INLINE kl_sums kl_pass(const drpo_problem *pb, double u, double c, double 
 {
     const drpo_v4d nu = drpo__v4_set1(-u), vc = drpo__v4_set1(c), zero = drpo__v4_set1(0.0);
     drpo_v4d z_s = zero, z_c = zero, em1_a = zero, em1_b = zero, block;
-    drpo_v4d mom_a[KL_ORDER], mom_b[KL_ORDER];
-    for (int k = 0; k < KL_ORDER; k++)
+    drpo_v4d mom_a[DRPO__KL_ORDER], mom_b[DRPO__KL_ORDER];
+    for (int k = 0; k < DRPO__KL_ORDER; k++)
         mom_a[k] = mom_b[k] = zero;
     size_t j = 0, full = pb->m - pb->m % 8;
     for (;;) {
@@ -135,8 +135,8 @@ DRPO__INLINE kl_sums kl_pass(const drpo_problem *pb, double u, double c, double 
             break;
         drpo__v4_ksum_add(&z_s, &z_c, block);
     }
-    drpo_v4d mom[KL_ORDER];
-    for (int k = 0; k < KL_ORDER; k++)
+    drpo_v4d mom[DRPO__KL_ORDER];
+    for (int k = 0; k < DRPO__KL_ORDER; k++)
         mom[k] = mom_a[k] + mom_b[k];
     return kl_finish(pb, j, u, c, keeps ? store : NULL, uniform, precise, order, z_s, z_c, block,
                      em1_a + em1_b, mom);
@@ -163,8 +163,8 @@ DRPO__WIDE DRPO__INLINE kl_sums kl_pass_wide(const drpo_problem *pb, double u, d
                    pu = drpo__v8_set1(pb->pu);
     const double *x = pb->x, *base = pb->p;
     drpo_v4d z_s = drpo__v8_lo(zero), z_c = z_s, block;
-    drpo_v8d em1 = zero, mom[KL_ORDER];
-    for (int k = 0; k < KL_ORDER; k++)
+    drpo_v8d em1 = zero, mom[DRPO__KL_ORDER];
+    for (int k = 0; k < DRPO__KL_ORDER; k++)
         mom[k] = zero;
     size_t j = 0, full = pb->m - pb->m % 8;
     for (;;) {
@@ -181,8 +181,8 @@ DRPO__WIDE DRPO__INLINE kl_sums kl_pass_wide(const drpo_problem *pb, double u, d
             break;
         drpo__v4_ksum_add(&z_s, &z_c, block);
     }
-    drpo_v4d joined[KL_ORDER];
-    for (int k = 0; k < KL_ORDER; k++)
+    drpo_v4d joined[DRPO__KL_ORDER];
+    for (int k = 0; k < DRPO__KL_ORDER; k++)
         joined[k] = drpo__v8_lo(mom[k]) + drpo__v8_hi(mom[k]);
     return kl_finish(pb, j, u, c, keeps ? store : NULL, uniform, precise, order, z_s, z_c, block,
                      drpo__v8_lo(em1) + drpo__v8_hi(em1), joined);
@@ -206,10 +206,10 @@ DRPO__WIDE DRPO__INLINE kl_sums kl_body_wide(const drpo_problem *pb, double u, d
                                (pb, u, c, store),                                             \
                                kl_body(pb, u, c, store, uniform, precise, order),             \
                                kl_body_wide(pb, u, c, store, uniform, precise, order))
-KL_KERNEL(kl_uniform, 1, 0, KL_ORDER)
-KL_KERNEL(kl_weighted, 0, 0, KL_ORDER)
-KL_KERNEL(kl_uniform_precise, 1, 1, KL_ORDER)
-KL_KERNEL(kl_weighted_precise, 0, 1, KL_ORDER)
+KL_KERNEL(kl_uniform, 1, 0, DRPO__KL_ORDER)
+KL_KERNEL(kl_weighted, 0, 0, DRPO__KL_ORDER)
+KL_KERNEL(kl_uniform_precise, 1, 1, DRPO__KL_ORDER)
+KL_KERNEL(kl_weighted_precise, 0, 1, DRPO__KL_ORDER)
 KL_KERNEL(kl_uniform_mean, 1, 0, 1)
 KL_KERNEL(kl_weighted_mean, 0, 0, 1)
 KL_KERNEL(kl_uniform_precise_mean, 1, 1, 1)
@@ -224,7 +224,7 @@ drpo_kl_sums drpo__kl_pass(const drpo_problem *pb, double u, double c, double *s
         {{kl_weighted, kl_uniform}, {kl_weighted_precise, kl_uniform_precise}}};
     kl_sums s = kernel[moments != 0][precise != 0][pb->uniform != 0](pb, u, c, store);
     drpo_kl_sums r = {drpo__v4_ksum_total(s.z_s, s.z_c), drpo__v4_hsum(s.em1), {0.0}};
-    for (int k = 0; k < (moments ? KL_ORDER : 1); k++)
+    for (int k = 0; k < (moments ? DRPO__KL_ORDER : 1); k++)
         r.mom[k] = drpo__v4_hsum(s.mom[k]);
     return r;
 }
