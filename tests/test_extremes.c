@@ -208,30 +208,36 @@ END_TEST
  * (Halley's step would take three), and the answer holds (value, q). */
 /* A KL radius solve of n losses over a uniform base (p, q: room for n),
  * checked (value, q); returns its passes. */
-static double kl_radius_passes(size_t n, const double *l, double *p, double *q, double radius)
+static double kl_radius_passes(size_t n, const double *l, const double *base, double *p,
+                               double *q, double radius)
 {
     double v, it;
-    tu_uniform_base(n, p);
-    const char *why = tu_solve_and_check(DRPO_SET_KL, DRPO_PARAM_RADIUS, radius, n, l, p, 1, q, &v);
+    if (base)
+        memcpy(p, base, n * sizeof *p);
+    else
+        tu_uniform_base(n, p);
+    const char *why =
+        tu_solve_and_check(DRPO_SET_KL, DRPO_PARAM_RADIUS, radius, n, l, p, !base, q, &v);
     ck_assert_msg(why == NULL, "KL radius %g: %s", radius, why);
     drpo_objective *obj;
     ck_assert_int_eq(drpo_objective_create(&obj, DRPO_SET_KL), DRPO_OK);
     ck_assert_int_eq(drpo_objective_set(obj, DRPO_PARAM_RADIUS, radius), DRPO_OK);
-    ck_assert_int_eq(drpo_objective_solve(obj, n, l, NULL, q, &v), DRPO_OK);
+    ck_assert_int_eq(drpo_objective_solve(obj, n, l, base, q, &v), DRPO_OK);
     ck_assert_int_eq(drpo_objective_diag(obj, DRPO_DIAG_ITERATIONS, &it), DRPO_OK);
     drpo_objective_free(obj);
     return it;
 }
 
-/* KL radius solves of n losses at each radius, checked, in at most
- * max_passes passes each. */
+/* KL radius solves of n losses over `base` (NULL: uniform) at each radius,
+ * checked, in at most max_passes passes each. */
 static void check_kl_radius_passes(const char *what, size_t n, const double *l,
-                                   const double *radii, size_t n_radii, double max_passes)
+                                   const double *base, const double *radii, size_t n_radii,
+                                   double max_passes)
 {
     double *p = malloc(n * sizeof *p), *q = malloc(n * sizeof *q);
     ck_assert(p && q);
     for (size_t k = 0; k < n_radii; k++) {
-        double it = kl_radius_passes(n, l, p, q, radii[k]);
+        double it = kl_radius_passes(n, l, base, p, q, radii[k]);
         ck_assert_msg(it <= max_passes, "KL radius %g, %s: %g passes", radii[k], what, it);
         if (getenv("DRPO_TEST_VERBOSE"))
             printf("KL radius %g, %s: %g passes\n", radii[k], what, it);
@@ -249,7 +255,7 @@ START_TEST(test_kl_radius_two_passes)
     double *l = malloc(N * sizeof *l), *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
     tu_random_losses(&r, N, 0, l);
     for (size_t k = 0; k < sizeof radii / sizeof radii[0]; k++) {
-        double it = kl_radius_passes(N, l, p, q, radii[k]);
+        double it = kl_radius_passes(N, l, NULL, p, q, radii[k]);
         ck_assert_msg(it == 2.0, "KL radius %g: %g passes", radii[k], it);
     }
     free(l);
@@ -276,7 +282,20 @@ START_TEST(test_kl_radius_heavy_tail)
     double *l = malloc(N * sizeof *l);
     for (size_t i = 0; i < N; i++)
         l[i] = pow(1.0 - tu_unif(&r), -1.0 / 2.5);
-    check_kl_radius_passes("Pareto losses", N, l, radii, 4, 4.0);
+    check_kl_radius_passes("Pareto losses", N, l, NULL, radii, 4, 4.0);
+    /* the same over a base of random masses, one unit in seven outside it:
+     * the top's units keep their own masses */
+    double *base = malloc(N * sizeof *base);
+    tu_random_base(&r, N, 0, base);
+    for (size_t i = 0; i < N; i += 7)
+        base[i] = 0.0;
+    double sum = 0.0;
+    for (size_t i = 0; i < N; i++)
+        sum += base[i];
+    for (size_t i = 0; i < N; i++)
+        base[i] /= sum;
+    check_kl_radius_passes("Pareto losses, random base", N, l, base, radii, 4, 4.0);
+    free(base);
     free(l);
 }
 END_TEST
@@ -296,7 +315,7 @@ START_TEST(test_kl_radius_one_outlier)
     for (size_t i = 0; i < N; i++)
         l[i] = tu_unif(&r);
     l[N / 3] = 1e6;
-    check_kl_radius_passes("one outlier", N, l, radii, 2, 7.0);
+    check_kl_radius_passes("one outlier", N, l, NULL, radii, 2, 7.0);
     free(l);
 }
 END_TEST
