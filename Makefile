@@ -22,6 +22,9 @@
 #                             build-fuzz/ and run each FUZZ_SECONDS (60)
 #   make check-tsan           build-tsan/ (-Db_sanitize=thread): the threads
 #                             suite (not part of CI)
+#   make check-instances      build-isa0/ and build-isa1/ (DRPO_ISA_MAX 0 and
+#                             1): the Check runner on the SSE2 baseline and on
+#                             the AVX2 kernel instances
 #   make abi-check            abidiff the built libdrpo.so against
 #                             tests/abi/libdrpo.abi (public header only)
 #   make abi-update           regenerate tests/abi/libdrpo.abi
@@ -48,7 +51,7 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev libblis-dev libxxhash
                 python3-numpy
 
 .PHONY: all deps build check clang-check demo demo-objective bench install clean \
-        check-asan check-valgrind check-tsan fuzz abi-check abi-update
+        check-asan check-valgrind check-tsan check-instances fuzz abi-check abi-update
 
 all: build
 
@@ -157,6 +160,19 @@ check-asan: deps
 	        $(ASAN_BUILD)/tests/$(RUNNER) 2>&1) || { printf '%s\n' "$$out"; exit 1; }; \
 	  echo "asan: $$(printf '%s\n' "$$out" | tail -n 1)"
 
+# The Check runner on builds capped to the narrower kernel instances
+# (DRPO_ISA_MAX: 0 the SSE2 baseline, 1 AVX2), so that a CPU that has AVX2
+# or AVX-512 tests every instance the library ships against the same
+# reference values; the instances agree bit for bit, so nothing else changes.
+ISA_BUILD ?= build-isa
+check-instances: deps
+	@for isa in 0 1; do \
+	  $(call setup_once,$(ISA_BUILD)$$isa,,-Dc_args=-DDRPO_ISA_MAX=$$isa); \
+	  $(call ninja_quiet,$(ISA_BUILD)$$isa); \
+	  out=$$($(ISA_BUILD)$$isa/tests/$(RUNNER) 2>&1) || { printf '%s\n' "$$out"; exit 1; }; \
+	  echo "instances up to $$( [ $$isa = 0 ] && echo baseline || echo AVX2): $$(printf '%s\n' "$$out" | tail -n 1)"; \
+	done
+
 # memcheck on the runner, one valgrind per suite (CK_FORK=no: in process),
 # JOBS at a time.  BLIS and OpenMP one thread each (OMP_WAIT_POLICY=passive:
 # spinning OpenMP threads are very slow under valgrind).  Errors: any memory
@@ -228,4 +244,4 @@ install: deps $(BUILD)/build.ninja
 	@$(MESON) install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 clean:
-	rm -rf $(BUILD) $(CLANG_BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(CLANG_BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ISA_BUILD)0 $(ISA_BUILD)1

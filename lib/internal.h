@@ -7,6 +7,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* The widest kernel instances the dispatch may pick: 0 the baseline, 1
+ * AVX2 (and the AVX2/FMA gemv), 2 AVX-512 where built.  A build option for
+ * testing only (make check-instances), so that a CPU that has more runs the
+ * narrower instances through the whole suite. */
+#ifndef DRPO_ISA_MAX
+#define DRPO_ISA_MAX 2
+#endif
+
 /* ---- allocation (alloc.c) ---------------------------------------------- */
 
 /* Validate and copy a user allocator, or install the C library's. */

@@ -133,7 +133,7 @@ __attribute__((target("avx2,fma"))) static void rows_axpy_avx2(size_t rows, size
 static int use_own_kernels(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+    return DRPO_ISA_MAX >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
            bli_arch_query_id() == BLIS_ARCH_GENERIC;
 }
 #endif

@@ -220,7 +220,7 @@ static inline int drpo__stream_output(const double *x, size_t m)
 static inline int drpo__cpu_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
+    return DRPO_ISA_MAX >= 1 && __builtin_cpu_supports("avx2");
 }
 #define DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)                             \
     __attribute__((target("avx2"))) static ret name##_avx2 params { return body_call; }       \
@@ -248,7 +248,8 @@ static inline int drpo__cpu_avx2(void)
 static inline int drpo__cpu_avx512(void)
 {
     __builtin_cpu_init(); /* (libgcc also checks that the OS saves the zmm state) */
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    return DRPO_ISA_MAX >= 2 && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq");
 }
 
 typedef double drpo_v8d __attribute__((vector_size(64)));
