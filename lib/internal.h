@@ -123,10 +123,10 @@ typedef struct drpo_qrule {
     /* STEP over a uniform base, a part of the value left to the pass (which
      * reads every gap anyway): where value_excess (or value_deficit) is not
      * 0 it sums p (d - t) over d > t, the excess (or p (t - d) over d < t, the
-     * deficit), and the solution's value gains that multiple of it.
-     * defer_top (with value_excess): the mass beyond t is not known before
-     * the pass either (TV penalty), and c_top grows by top_per_moved times it */
-    int defer_top;
+     * deficit), and the solution's value gains that multiple of it.  With
+     * value_excess the pass also keeps the argmax units' indices: c_top
+     * grows by top_per_moved times the mass beyond t, not known before the
+     * pass either (TV penalty; 0 elsewhere) */
     double value_excess, value_deficit, top_per_moved;
 } drpo_qrule;
 

@@ -160,6 +160,15 @@ DRPO__INLINE drpo_v4i drpo__v4_tail(const drpo_problem *pb, size_t j, size_t end
     return real;
 }
 
+/* Units j .. j+3, all of them units, as gaps and masses (the masses: pu
+ * where `uniform`, a constant after inlining, or 1 with `count`). */
+DRPO__INLINE void drpo__v4_units4(const drpo_problem *pb, size_t j, int uniform, int count,
+                                  drpo_v4d *d, drpo_v4d *p)
+{
+    *d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
+    *p = uniform ? drpo__v4_set1(count ? 1.0 : pb->pu) : drpo__v4_load(pb->p + j);
+}
+
 /* Units j .. j+3 (padded past end) as gaps and masses; returns the lanes
  * that hold a unit.  `uniform` (a constant after inlining) says the base is
  * uniform, so the masses are pu and the base array is not read; with
@@ -169,8 +178,7 @@ DRPO__INLINE drpo_v4i drpo__v4_units(const drpo_problem *pb, size_t j, size_t en
 {
     const drpo_v4d one = drpo__v4_set1(1.0), mass = count ? one : drpo__v4_set1(pb->pu);
     if (j + 4 <= end) {
-        *d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
-        *p = uniform ? mass : drpo__v4_load(pb->p + j);
+        drpo__v4_units4(pb, j, uniform, count, d, p);
         return (drpo_v4i)(one == one);
     }
     drpo_v4i real = drpo__v4_tail(pb, j, end, d, p);
@@ -222,9 +230,12 @@ static inline int drpo__cpu_avx2(void)
     __builtin_cpu_init();
     return DRPO_ISA_MAX >= 1 && __builtin_cpu_supports("avx2");
 }
-#define DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)                             \
+/* The AVX2 and baseline instances of a kernel, name_avx2 and name_base. */
+#define DRPO__NARROW_INSTANCES(ret, name, params, body_call)                                 \
     __attribute__((target("avx2"))) static ret name##_avx2 params { return body_call; }       \
-    static ret name##_base params { return body_call; }                                       \
+    static ret name##_base params { return body_call; }
+#define DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)                             \
+    DRPO__NARROW_INSTANCES(ret, name, params, body_call)                                      \
     static ret name params { return drpo__cpu_avx2() ? name##_avx2 args : name##_base args; }
 #else
 #define DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)                             \
@@ -233,12 +244,12 @@ static inline int drpo__cpu_avx2(void)
 
 /* Eight lanes, for the kernels whose arithmetic per unit outweighs the
  * memory it reads (the exponentials of the KL passes): AVX-512 runs them in
- * half the instructions and looks up exp's table in registers.  A wide
- * instance adds each half of its eight lanes, low then high, into the
- * four-lane sums the other instances keep, so all of them agree bit for
- * bit.  GCC only: a wide instance inlines the four-lane helpers, which
- * take vectors by value, and clang rejects such a call between targets
- * even where it is inlined (a clang build runs the AVX2 instance). */
+ * half the instructions and looks up exp's table in registers.  A kernel
+ * with a wide instance sums in eight lanes in every instance (the four-lane
+ * ones as two groups of four), so all of them agree bit for bit.  GCC only:
+ * a wide instance inlines the four-lane helpers, which take vectors by
+ * value, and clang rejects such a call between targets even where it is
+ * inlined (a clang build runs the AVX2 instance). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DRPO__HAVE_AVX512_CLONE 1
 #include <immintrin.h>
@@ -303,8 +314,7 @@ DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_exp2_32(drpo_v8u j)
  * baseline), wide_call on eight where the CPU has AVX-512. */
 #define DRPO__KERNEL_DISPATCH_WIDE(ret, name, params, args, body_call, wide_call)            \
     DRPO__WIDE static ret name##_avx512 params { return wide_call; }                          \
-    __attribute__((target("avx2"))) static ret name##_avx2 params { return body_call; }       \
-    static ret name##_base params { return body_call; }                                       \
+    DRPO__NARROW_INSTANCES(ret, name, params, body_call)                                      \
     static ret name params                                                                    \
     {                                                                                         \
         return drpo__cpu_avx512() ? name##_avx512 args                                        \

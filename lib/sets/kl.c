@@ -248,20 +248,45 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
     return -1;
 }
 
+/* A Newton solve to 1e-4 rho on n gaps x with masses p laid out as a
+ * problem (in the scratch: its passes run the problem's kernels), from *u
+ * and the moments' centre full->centre.  On success: 1, with *u, the
+ * centre and the sample's Z at *u (*z) updated. */
+static int kl_solve_sample(const double *x, const double *p, size_t n, double rho,
+                           kl_view *full, double *u, double *z)
+{
+    double d_max = 0.0, d_min = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        d_max = x[i] > d_max ? x[i] : d_max;
+        d_min = x[i] > 0.0 && x[i] < d_min ? x[i] : d_min;
+    }
+    drpo_problem sample = {.m = n, .x = x, .top = 0.0, .down = -1.0, .p = p, .uniform = 0};
+    kl_view sv = {&sample, NULL, 1, d_max, d_min, full->centre};
+    kl_eval e;
+    double v = *u;
+    if (!(kl_newton(&sv, rho, 1e-4 * rho, &v, &e) > 0 && v > 0.0 && isfinite(v)))
+        return 0;
+    *u = v;
+    *z = e.z;
+    full->centre = isfinite(e.mean) ? e.mean : full->centre;
+    return 1;
+}
+
 /* The sample's units whose gaps are exactly the smallest of the data's
  * when the start takes the top in (kl_start_top). */
 #define KL_TOP_UNITS 64
 
-/* The start from the sample (in the scratch) with the top of the data in
- * it: the units whose gaps lie below the sample's KL_TOP_UNITS-th smallest
- * (about KL_TOP_UNITS m / s of them, found by one pass) exactly, and the
- * sampled units from there up, their masses scaled to the rest.  A Newton
- * solve on that from u; u itself where the top is too large to keep. */
-static double kl_start_top(const drpo_problem *pb, kl_view *full, double rho,
-                           const drpo_problem *sample, double u)
+/* The start from the sample (s gaps x with masses p, in the scratch, their
+ * pairs in pb->pairs) with the top of the data in it: the units whose gaps
+ * lie below the sample's KL_TOP_UNITS-th smallest (about KL_TOP_UNITS m / s
+ * of them, found by one pass) exactly, and the sampled units from there up,
+ * their masses scaled to the rest.  Solved from u; u itself where the top is
+ * too large to keep. */
+static double kl_start_top(const drpo_problem *pb, kl_view *full, double rho, const double *xs,
+                           const double *ps, size_t s, double u)
 {
-    size_t s = sample->m, m = pb->m;
-    double tau, top_mass, rest = 0.0;
+    size_t m = pb->m;
+    double tau, top_mass, rest = 0.0, z;
     if (!drpo__pairs_crossing(pb->pairs, s, 0.0, (double)KL_TOP_UNITS / (double)s, 0, &tau) ||
         !(tau > 0.0))
         return u;
@@ -269,34 +294,23 @@ static double kl_start_top(const drpo_problem *pb, kl_view *full, double rho,
     if (k == 0 || k + s > (m - 2 * s) / 2 || !(top_mass < 1.0))
         return u;
     /* after the sample in the scratch: gaps, then masses */
-    double *x = pb->scratch + 2 * s, *p = x + k + s, d_max = 0.0, d_min = INFINITY;
+    double *x = pb->scratch + 2 * s, *p = x + k + s;
     size_t n = 0;
-    for (size_t i = 0; i < k; i++, n++) {
-        x[n] = pb->pairs[i].d;
-        p[n] = pb->pairs[i].p;
+    for (; n < k; n++) {
+        x[n] = pb->pairs[n].d;
+        p[n] = pb->pairs[n].p;
     }
     for (size_t i = 0; i < s; i++)
-        if (drpo__gap(sample, i) >= tau) {
-            x[n] = drpo__gap(sample, i);
-            p[n++] = sample->p[i];
-            rest += sample->p[i];
+        if (xs[i] >= tau) {
+            x[n] = xs[i];
+            p[n++] = ps[i];
+            rest += ps[i];
         }
     if (!(rest > 0.0))
         return u;
     for (size_t i = k; i < n; i++)
         p[i] *= (1.0 - top_mass) / rest;
-    for (size_t i = 0; i < n; i++) {
-        d_max = x[i] > d_max ? x[i] : d_max;
-        d_min = x[i] > 0.0 && x[i] < d_min ? x[i] : d_min;
-    }
-    drpo_problem top = {.m = n, .x = x, .top = 0.0, .down = -1.0, .p = p, .uniform = 0};
-    kl_view tv = {&top, NULL, 1, d_max, d_min, full->centre};
-    kl_eval e;
-    double v = u;
-    if (kl_newton(&tv, rho, 1e-4 * rho, &v, &e) > 0 && v > 0.0 && isfinite(v)) {
-        full->centre = isfinite(e.mean) ? e.mean : full->centre;
-        return v;
-    }
+    kl_solve_sample(x, p, n, rho, full, &u, &z);
     return u;
 }
 
@@ -312,28 +326,20 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *p
     size_t m = pb->m, s = m < ((size_t)1 << 20) ? 4096 : 8192;
     if (m >= 8 * s) {
         /* the sample laid out as a problem in the scratch (free until the
-         * last pass keeps its weights there), so its passes run the same
-         * vector kernels: gaps x with top 0 and down -1, masses after them */
-        double *x = pb->scratch, *p = pb->scratch + s, d_max = 0.0, d_min = INFINITY;
+         * last pass keeps its weights there): gaps, then masses */
+        double *x = pb->scratch, *p = pb->scratch + s, u, z;
         drpo__sample_gaps(pb, s, pb->pairs);
         for (size_t i = 0; i < s; i++) {
-            double d = pb->pairs[i].d;
-            x[i] = d;
+            x[i] = pb->pairs[i].d;
             p[i] = pb->pairs[i].p;
-            d_max = d > d_max ? d : d_max;
-            d_min = d > 0.0 && d < d_min ? d : d_min;
         }
-        drpo_problem sample = {.m = s, .x = x, .top = 0.0, .down = -1.0, .p = p, .uniform = 0};
-        kl_view sv = {&sample, NULL, 1, d_max, d_min, pb->mean_d};
-        double u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
-        kl_eval e;
-        if (kl_newton(&sv, rho, 1e-4 * rho, &u, &e) > 0 && u > 0.0 && isfinite(u)) {
-            full->centre = isfinite(e.mean) ? e.mean : full->centre;
+        u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
+        if (kl_solve_sample(x, p, s, rho, full, &u, &z)) {
             /* Z over the sample at u: the units above the sample's largest
              * loss, about a 1/s share of the mass, count for up to 1/s in
              * Z; at more than 10 % of it, the sample cannot tell u */
-            if (1.0 / (double)s > 0.1 * e.z) {
-                u = kl_start_top(pb, full, rho, &sample, u);
+            if (1.0 / (double)s > 0.1 * z) {
+                u = kl_start_top(pb, full, rho, x, p, s, u);
                 *passes = 1;
             }
             return u;

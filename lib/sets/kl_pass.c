@@ -27,7 +27,7 @@ typedef struct kl_sums {
  * (1 or 6), into mom; w kept at `keep` unless it is NULL.  Written once for
  * four and for eight lanes: the same operations in each lane. */
 #define KL_GROUP(V, VEC, ATTR)                                                                \
-    ATTR DRPO__INLINE void VEC(kl_group)(V d, V p, V nu, V vc, int precise, int order,         \
+    ATTR DRPO__INLINE void VEC(kl_group)(V d, V p, V nu, V vc, int precise, int order,        \
                                          double *keep, V *block, V *em1, V mom[DRPO__KL_ORDER])     \
     {                                                                                         \
         V w;                                                                                  \
@@ -44,7 +44,7 @@ typedef struct kl_sums {
         /* w x^k: w x and w x^2 times powers of x^2, a short chain */                         \
         V x = d - vc, wx = w * x;                                                             \
         mom[0] += wx;                                                                         \
-        if (order >= DRPO__KL_ORDER) {                                                              \
+        if (order >= DRPO__KL_ORDER) {                                                        \
             V x2 = x * x, wx2 = w * x2, wx3 = wx * x2, wx4 = wx2 * x2;                        \
             mom[1] += wx2;                                                                    \
             mom[2] += wx3;                                                                    \
@@ -54,14 +54,6 @@ typedef struct kl_sums {
         }                                                                                     \
     }
 KL_GROUP(drpo_v4d, DRPO__V4, )
-
-/* Units j, j+1, j+2, j+3 (all below end) as gaps and masses. */
-DRPO__INLINE void kl_units(const drpo_problem *pb, size_t j, int uniform, drpo_v4d *d,
-                           drpo_v4d *p)
-{
-    *d = drpo__v4_set1(pb->top) - drpo__v4_load(pb->x + j) * drpo__v4_set1(pb->down);
-    *p = uniform ? drpo__v4_set1(pb->pu) : drpo__v4_load(pb->p + j);
-}
 
 /* The end of every instance's pass: the last block's sum `block` and the
  * sums em1 and mom, their eight lanes joined into four, take units j..m-1
@@ -79,7 +71,7 @@ DRPO__INLINE kl_sums kl_finish(const drpo_problem *pb, size_t j, double u, doubl
         mom[k] = mom_joined[k];
     for (; j + 4 <= m; j += 4) {
         drpo_v4d d, p;
-        kl_units(pb, j, uniform, &d, &p);
+        drpo__v4_units4(pb, j, uniform, 0, &d, &p);
         DRPO__V4(kl_group)(d, p, nu, vc, precise, order, store ? store + j : NULL, &block, &em1,
                            mom);
     }
@@ -123,10 +115,10 @@ DRPO__INLINE kl_sums kl_pass(const drpo_problem *pb, double u, double c, double 
         size_t end = j + 256 < full ? j + 256 : full;
         for (; j < end; j += 8) {
             drpo_v4d d, p;
-            kl_units(pb, j, uniform, &d, &p);
+            drpo__v4_units4(pb, j, uniform, 0, &d, &p);
             DRPO__V4(kl_group)(d, p, nu, vc, precise, order, keeps ? store + j : NULL, &block_a,
                                &em1_a, mom_a);
-            kl_units(pb, j + 4, uniform, &d, &p);
+            drpo__v4_units4(pb, j + 4, uniform, 0, &d, &p);
             DRPO__V4(kl_group)(d, p, nu, vc, precise, order, keeps ? store + j + 4 : NULL,
                                &block_b, &em1_b, mom_b);
         }

@@ -137,9 +137,7 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
     if (take > at)
         take = at;
     moved_rule(pb, sol, b, at > 0.0 ? 1.0 - take / at : 1.0, above + take);
-    /* (top_per_moved 0: only the excess is measured) */
-    sol->rule.defer_top = from_window;
-    sol->rule.value_excess = from_window ? 1.0 : 0.0;
+    sol->rule.value_excess = from_window ? 1.0 : 0.0; /* (top_per_moved 0) */
     sol->eta = b;
     sol->lambda = b; /* d value / d rho = l_max - eta */
     sol->value = -pb->mean_d + rho * b + excess; /* (<= 0: the objective clamps) */
@@ -157,7 +155,6 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->iterations = 1;
     if (pb->uniform) { /* the mass moved and its gain measured by the weights pass */
         moved_rule(pb, sol, lambda, 1.0, 0.0);
-        sol->rule.defer_top = 1;
         sol->rule.value_excess = 1.0;
         sol->rule.top_per_moved = 1.0 / pb->p_top;
         sol->value = -pb->mean_d; /* + sum p (d - lambda)_+, added after the pass */

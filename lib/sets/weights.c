@@ -338,7 +338,7 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
     double count[4] = {n_top, n_below, n_at, (double)pb->m - n_top - n_below - n_at};
     double coef[4] = {r->c_top, r->c_below, r->c_at, r->c_above};
     drpo_qstats s = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    if (r->defer_top) { /* the argmax units' weight, now that the mass beyond t is known */
+    if (r->top_per_moved != 0.0) { /* the argmax units' weight, now the mass beyond t is known */
         coef[0] += r->top_per_moved * (count[3] * pb->pu);
         double q_top = (pb->pu * coef[0]) * r->scale;
         const size_t *tops = (const size_t *)pb->pairs;
