@@ -61,7 +61,7 @@ static int profile_one(const char *name, size_t n, int reps)
         double t = bench_now() - t0;
         best = t < best ? t : best;
     }
-    printf("%s n=%zu: best of %d %.3f ms, value %.17g\n", name, n, reps, best * 1e3, value);
+    printf("%s n=%zu: best of %d %.4g ms, value %.17g\n", name, n, reps, best * 1e3, value);
     drpo_objective_free(obj);
     free(loss);
     free(w);

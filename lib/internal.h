@@ -15,6 +15,10 @@
 #define DRPO_ISA_MAX 2
 #endif
 
+/* Inlined where it is used, whatever the optimiser thinks (the callers
+ * make its flags constants). */
+#define DRPO__INLINE static inline __attribute__((always_inline))
+
 /* ---- allocation (alloc.c) ---------------------------------------------- */
 
 /* Validate and copy a user allocator, or install the C library's. */

@@ -27,8 +27,6 @@ typedef double drpo_v4d __attribute__((vector_size(32)));
 typedef int64_t drpo_v4i __attribute__((vector_size(32)));
 typedef uint64_t drpo_v4u __attribute__((vector_size(32)));
 
-#define DRPO__INLINE static inline __attribute__((always_inline))
-
 /* A lane count's name for f, for code written once for several widths. */
 #define DRPO__V4(f) drpo__v4_##f
 #define DRPO__V8(f) drpo__v8_##f

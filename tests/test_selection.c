@@ -104,12 +104,14 @@ END_TEST
  * bits.  Sums plain within blocks crossed at either group, by order. */
 START_TEST(test_crossing_ignores_order_at_exact_ties)
 {
-    enum { U = 40 };
+    enum { UMAX = 300 };
     tu_rng r;
     tu_rng_seed(&r, 109);
-    drpo_pair a[U], work[U];
+    drpo_pair a[UMAX], work[UMAX];
+    /* 40 units: partitions pair by pair; 300: in blocks from both ends */
     for (int trial = 0; trial < 200; trial++) {
-        size_t c[U], pairs = 0;
+        size_t U = trial % 2 ? UMAX : 40;
+        size_t c[UMAX], pairs = 0;
         for (size_t i = 0; i < U; i++) {
             c[i] = 1 + tu_below(&r, 3);
             pairs += c[i];
@@ -123,7 +125,7 @@ START_TEST(test_crossing_ignores_order_at_exact_ties)
             below += c[i];
         double target = (double)below / (double)pairs, first = -1.0;
         for (int order = 0; order < 30; order++) {
-            memcpy(work, a, sizeof a);
+            memcpy(work, a, U * sizeof *a);
             for (size_t i = U - 1; i > 0; i--) { /* a random order */
                 size_t j = tu_below(&r, i + 1);
                 drpo_pair t = work[i];

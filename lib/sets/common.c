@@ -136,32 +136,58 @@ static void sums_merge(drpo_scan_sums *s, const drpo_scan_sums *g)
     s->s2 += g->s2;
 }
 
-/* The sums of a[0, n) added to *s, the mass compensated at every pair
- * (two running sums, even and odd pairs, for a shorter dependency chain):
- * its rounding then hardly depends on the order of the pairs, so that the
- * same units in another order (a data-parallel merge) cross at the same
- * group even when a mass lands on the target to the last bits. */
-static void sums_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
+/* drpo__ksum_add for x >= 0 and a sum >= 0 (the same bits): the larger by
+ * value is the larger in magnitude (maxsd and minsd, not a compare and
+ * blend per term). */
+DRPO__INLINE void mass_add(drpo_ksum *k, double x)
+{
+    double t = k->s + x;
+    double big = k->s > x ? k->s : x, small = k->s > x ? x : k->s;
+    k->c += (big - t) + small;
+    k->s = t;
+}
+
+/* The sums of a[0, n) added to *s (the masses alone unless `moments`), the
+ * mass compensated at every pair (two running sums, even and odd pairs, for
+ * a shorter dependency chain): its rounding then hardly depends on the
+ * order of the pairs, so that the same units in another order (a
+ * data-parallel merge) cross at the same group even when a mass lands on
+ * the target to the last bits. */
+DRPO__INLINE void add_pairs(drpo_scan_sums *s, const drpo_pair *a, size_t n, int moments)
 {
     drpo_ksum even = {0.0, 0.0}, odd = {0.0, 0.0};
     double s1 = 0.0, s2 = 0.0, c = s->centre;
     size_t j = 0;
     for (; j + 2 <= n; j += 2) {
-        double x0 = a[j].d - c, x1 = a[j + 1].d - c;
-        drpo__ksum_add(&even, a[j].p);
-        drpo__ksum_add(&odd, a[j + 1].p);
-        s1 += a[j].p * x0 + a[j + 1].p * x1;
-        s2 += a[j].p * x0 * x0 + a[j + 1].p * x1 * x1;
+        mass_add(&even, a[j].p);
+        mass_add(&odd, a[j + 1].p);
+        if (moments) {
+            double x0 = a[j].d - c, x1 = a[j + 1].d - c;
+            s1 += a[j].p * x0 + a[j + 1].p * x1;
+            s2 += a[j].p * x0 * x0 + a[j + 1].p * x1 * x1;
+        }
     }
     if (j < n) {
         double x = a[j].d - c;
-        drpo__ksum_add(&even, a[j].p);
-        s1 += a[j].p * x;
-        s2 += a[j].p * x * x;
+        mass_add(&even, a[j].p);
+        if (moments) {
+            s1 += a[j].p * x;
+            s2 += a[j].p * x * x;
+        }
     }
     drpo_scan_sums e = {even, s1, s2, c}, o = {odd, 0.0, 0.0, c};
     sums_merge(s, &e);
     sums_merge(s, &o);
+}
+
+static void sums_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
+{
+    add_pairs(s, a, n, 1);
+}
+
+static void mass_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
+{
+    add_pairs(s, a, n, 0);
 }
 
 /* The sorted fallback: the groups of equal gaps in scan order. */
@@ -186,17 +212,14 @@ static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descend
     return 0;
 }
 
-/* Move the pairs before the pivot in scan order (or, `equal`, those at it)
- * to the front, in one pass without a branch per pair (they lie at random
- * either side: a branch mispredicts half the time); returns how many. */
-static inline __attribute__((always_inline)) size_t partition_by(drpo_pair *a, size_t n,
-                                                                 double pivot, int descending,
-                                                                 int equal)
+/* Move the pairs of a[0, n) before the pivot in scan order to the front
+ * (branchless Lomuto), returning how many. */
+DRPO__INLINE size_t lomuto(drpo_pair *a, size_t n, double pivot, int descending)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         drpo_pair x = a[i];
-        size_t take = equal ? x.d == pivot : before(x.d, pivot, descending);
+        size_t take = before(x.d, pivot, descending);
         a[i] = a[k];
         a[k] = x;
         k += take;
@@ -204,15 +227,84 @@ static inline __attribute__((always_inline)) size_t partition_by(drpo_pair *a, s
     return k;
 }
 
-static size_t partition(drpo_pair *a, size_t n, double pivot, int descending, int equal)
-{ /* (the test chosen once, not per pair) */
-    return equal        ? partition_by(a, n, pivot, 0, 1)
-           : descending ? partition_by(a, n, pivot, 1, 0)
-                        : partition_by(a, n, pivot, 0, 0);
+#define PBLOCK 64
+
+/* Move the pairs of a[0, n) before the pivot in scan order to the front, in
+ * blocks without a branch per pair (they lie at random either side: a
+ * branch mispredicts half the time): from both ends, the places of the
+ * misplaced pairs of a block each are listed, then swapped in pairs
+ * (block partition, as in BlockQuicksort and pdqsort).  Then adds their
+ * sums to *s (masses alone unless `moments`); returns how many. */
+DRPO__INLINE size_t partition_by(drpo_pair *a, size_t n, double pivot, int descending,
+                                 int moments, drpo_scan_sums *s)
+{
+    unsigned char off_l[PBLOCK], off_r[PBLOCK];
+    size_t first = 0, last = n, nl = 0, nr = 0, sl = 0, sr = 0;
+    while (last - first >= 2 * PBLOCK) {
+        if (nl == 0) {
+            sl = 0;
+            for (size_t i = 0; i < PBLOCK; i++) {
+                off_l[nl] = (unsigned char)i;
+                nl += !before(a[first + i].d, pivot, descending);
+            }
+        }
+        if (nr == 0) {
+            sr = 0;
+            for (size_t i = 0; i < PBLOCK; i++) {
+                off_r[nr] = (unsigned char)i;
+                nr += before(a[last - 1 - i].d, pivot, descending);
+            }
+        }
+        size_t m = nl < nr ? nl : nr;
+        for (size_t j = 0; j < m; j++)
+            swap_pairs(&a[first + off_l[sl + j]], &a[last - 1 - off_r[sr + j]]);
+        nl -= m, nr -= m, sl += m, sr += m;
+        if (nl == 0)
+            first += PBLOCK;
+        if (nr == 0)
+            last -= PBLOCK;
+    }
+    size_t k = first + lomuto(a + first, last - first, pivot, descending);
+    (moments ? sums_add_all : mass_add_all)(s, a, k);
+    return k;
 }
 
-int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
-                     drpo_scan_stop stop, const void *ctx, double *gap)
+/* (the order and the sums chosen once, not per pair) */
+static size_t partition(drpo_pair *a, size_t n, double pivot, int descending, int moments,
+                        drpo_scan_sums *s)
+{
+    if (moments)
+        return descending ? partition_by(a, n, pivot, 1, 1, s)
+                          : partition_by(a, n, pivot, 0, 1, s);
+    return descending ? partition_by(a, n, pivot, 1, 0, s)
+                      : partition_by(a, n, pivot, 0, 0, s);
+}
+
+/* Move the pairs of a[0, n) at the pivot to the front; returns how many.
+ * Ties are rare: two gaps are compared at a time, with a branch that is
+ * nearly always not taken. */
+static size_t gather_equal(drpo_pair *a, size_t n, double pivot)
+{
+    typedef double v2d __attribute__((vector_size(16)));
+    typedef int64_t v2i __attribute__((vector_size(16)));
+    size_t k = 0, i = 0;
+    for (; i + 2 <= n; i += 2) {
+        v2d d = {a[i].d, a[i + 1].d};
+        v2i eq = d == pivot;
+        if (eq[0] | eq[1])
+            for (size_t j = i; j < i + 2; j++)
+                if (a[j].d == pivot)
+                    swap_pairs(&a[k++], &a[j]);
+    }
+    if (i < n && a[i].d == pivot)
+        swap_pairs(&a[k++], &a[i]);
+    return k;
+}
+
+/* drpo__pairs_scan; `moments` 0: the stop reads the masses alone, whose
+ * sums are all that is kept (s1 and s2 stay as they came). */
+DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending, drpo_scan_stop stop,
+           const void *ctx, double *gap, int moments)
 {
     int found = 0, depth = 0;
     drpo_scan_sums at_found = *sums;
@@ -226,16 +318,19 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
         }
         /* pivot: the median of three at scattered places (the ends of a part
          * that a partition left behind are not a fair draw: pivots taken
-         * there ran out the depth budget); three-way partition
-         * [before | equal | after] */
+         * there ran out the depth budget), moved to the end; three-way
+         * partition [before | equal | after] */
         uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
-        double x = a[(h >> 20) % n].d, y = a[(h >> 30) % n].d, z = a[(h >> 40) % n].d;
-        double pivot = (x < y) == (y < z) ? y : (y < x) == (x < z) ? x : z;
-        size_t lt = partition(a, n, pivot, descending, 0);
-        size_t gt = lt + partition(a + lt, n - lt, pivot, descending, 1);
+        size_t ix = (h >> 20) % n, iy = (h >> 30) % n, iz = (h >> 40) % n;
+        double x = a[ix].d, y = a[iy].d, z = a[iz].d;
+        size_t ip = (x < y) == (y < z) ? iy : (y < x) == (x < z) ? ix : iz;
+        double pivot = a[ip].d;
+        swap_pairs(&a[ip], &a[n - 1]);
         drpo_scan_sums b = *sums, g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
-        sums_add_all(&b, a, lt);
-        sums_add_all(&g, a + lt, gt - lt);
+        size_t lt = partition(a, n - 1, pivot, descending, moments, &b);
+        swap_pairs(&a[lt], &a[n - 1]);
+        size_t gt = lt + 1 + gather_equal(a + lt + 1, n - lt - 1, pivot);
+        (moments ? sums_add_all : mass_add_all)(&g, a + lt, gt - lt);
         if (stop(&b, pivot, &g, ctx)) { /* here or before: the pivot unless a part before stops */
             found = 1;
             *gap = pivot;
@@ -253,6 +348,12 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
     return found;
 }
 
+int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
+                     drpo_scan_stop stop, const void *ctx, double *gap)
+{
+    return pairs_scan(a, n, sums, descending, stop, ctx, gap, 1);
+}
+
 static int mass_reached(const drpo_scan_sums *before, double gap, const drpo_scan_sums *group,
                         const void *ctx)
 {
@@ -266,5 +367,5 @@ int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, in
                          double *gap)
 {
     drpo_scan_sums sums = {{start, 0.0}, 0.0, 0.0, 0.0};
-    return drpo__pairs_scan(a, n, &sums, descending, mass_reached, &target, gap);
+    return pairs_scan(a, n, &sums, descending, mass_reached, &target, gap, 0);
 }
