@@ -375,6 +375,71 @@ START_TEST(test_window_search_ends)
 }
 END_TEST
 
+static int cmp_desc(const void *a, const void *b);
+
+/* Chi-square radius 1 where half the losses lie within w of each other at
+ * the top, against a reference by sorting: the top k losses active with
+ * q = a + b l on them, the divergence exactly the radius, k the one whose
+ * weights are all >= 0 and the next one's would be <= 0 (long double).  The
+ * window's second moments were taken about the mean of the sampled gaps
+ * below the bracket's upper end, which lay in the spread half: the squared
+ * sums lost every digit, and the weights' divergence came out 0.82 instead
+ * of 1 (1.79 with a sample of 512). */
+START_TEST(test_chi2_radius_tight_top_group)
+{
+    const double widths[] = {1e-6, 1e-12, 1e-30, 1e-100};
+    const size_t sizes[] = {6000, 20000};
+    for (size_t si = 0; si < 2; si++) {
+        size_t n = sizes[si];
+        double *l = malloc(n * sizeof *l), *p = malloc(n * sizeof *p), *q = malloc(n * sizeof *q);
+        double *sorted = malloc(n * sizeof *sorted);
+        tu_uniform_base(n, p);
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            top_group(n, widths[wi], l);
+            memcpy(sorted, l, n * sizeof *l);
+            qsort(sorted, n, sizeof *sorted, cmp_desc);
+            long double pu = 1.0L / (long double)n, s1 = 0.0L, s2 = 0.0L, ref = NAN;
+            size_t ref_k = 0;
+            for (size_t k = 1; k < n; k++) {
+                long double v = sorted[k - 1], kk = (long double)k;
+                s1 += v;
+                s2 += v * v;
+                long double spread = s2 - s1 * s1 / kk, r = 1.0L / kk - pu;
+                long double num = 2.0L * pu - (long double)(n - k) * pu * pu - kk * r * r;
+                if (!(spread > 0.0L && num > 0.0L))
+                    continue;
+                long double b = sqrtl(num / spread), a = (1.0L - b * s1) / kk;
+                if (a + b * v >= 0.0L && a + b * (long double)sorted[k] <= 0.0L) {
+                    ref_k = k;
+                    ref = 0.0L;
+                    for (size_t i = 0; i < k; i++)
+                        ref += (a + b * (long double)sorted[i]) * (long double)sorted[i];
+                    break;
+                }
+            }
+            ck_assert_msg(ref_k > 0, "no reference for w = %g", widths[wi]);
+            double v;
+            const char *why =
+                tu_solve_and_check(DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 1.0, n, l, p, 1, q, &v);
+            ck_assert_msg(why == NULL, "w = %g, n = %zu: %s", widths[wi], n, why);
+            size_t active = 0;
+            for (size_t i = 0; i < n; i++)
+                active += q[i] > 0.0;
+            double div = tu_divergence(DRPO_SET_CHI2, n, q, p);
+            ck_assert_msg(active == ref_k && fabs(div - 1.0) <= 1e-12 &&
+                              fabs(v - (double)ref) <= 1e-12 * fabs((double)ref),
+                          "w = %g, n = %zu: %zu active, divergence %.17g, value %.17g; "
+                          "reference %zu, %.17g",
+                          widths[wi], n, active, div, v, ref_k, (double)ref);
+        }
+        free(l);
+        free(p);
+        free(q);
+        free(sorted);
+    }
+}
+END_TEST
+
 /* KL radius 1 where half the losses lie within 1e-200 of each other at the
  * top: the temperature must reach ~1e200 and its bracket's geometric mean,
  * taken as sqrt(lo hi), overflowed to inf, and the solve answered with the
@@ -398,8 +463,6 @@ START_TEST(test_kl_radius_tiny_top_group)
     free(q);
 }
 END_TEST
-
-static int cmp_desc(const void *a, const void *b);
 
 static int cmp_asc(const void *a, const void *b)
 {
@@ -507,6 +570,7 @@ Suite *suite_extremes(void)
     tcase_add_test(tc, test_window_ends_tie_by_rounding);
     tcase_add_test(tc, test_window_shapes);
     tcase_add_test(tc, test_window_search_ends);
+    tcase_add_test(tc, test_chi2_radius_tight_top_group);
     tcase_add_test(tc, test_kl_radius_tiny_top_group);
     tcase_add_test(tc, test_kl_radius_two_passes);
     tcase_add_test(tc, test_kl_radius_heavy_tail);

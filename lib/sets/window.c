@@ -532,7 +532,10 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
     double lo = -INFINITY, hi = INFINITY;
     /* second moments are summed about a point near the active set's mean:
      * the mean of the sampled gaps below the bracket (else 0: raw moments,
-     * whose first loses nothing over gaps >= 0) */
+     * whose first loses nothing over gaps >= 0).  Below its lower end: those
+     * gaps are inside the active set; below its upper end they could reach
+     * into a spread-out part far above a tight active set, and about such a
+     * centre the squared sums kept none of its digits */
     double centre = 0.0;
     /* a rule of masses alone may start from the window the scan took */
     int scanned = pb->first && pb->uniform && rule->moments == 0;
@@ -547,7 +550,7 @@ int drpo__window_find(const drpo_problem *pb, const drpo_window_rule *rule, drpo
         bracket(&sample, rule->predict(&whole, &sample, rule->ctx), predict_margin(&sample), &lo,
                 &hi);
         if (rule->moments >= 2)
-            centre = mean_below(&sample, hi, centre);
+            centre = mean_below(&sample, lo, centre);
     }
     int passes = 0;
     for (;;) { /* over the data until the bracket holds the crossing */
