@@ -28,6 +28,37 @@ static double count_equal(const double *x, size_t from, size_t to, double v)
     return c;
 }
 
+/* The running extremes and sums of one chain of groups of eight. */
+typedef struct scan_chain {
+    drpo_v4d mx, mn, block;
+    drpo_v4i rise; /* lanes whose max rose (or was met) in this block */
+} scan_chain;
+
+/* Eight units x[i, i + 8) into chain c; `window`: also counted from x1 up
+ * and kept in (x0, x1) at kept[*k...]. */
+DRPO__INLINE void scan_group(const double *x, size_t i, drpo_v4d origin, scan_chain *c,
+                             int window, drpo_v4d lo, drpo_v4d hi, drpo_v4i *over, double *kept,
+                             size_t *k)
+{
+    drpo_v4d v = drpo__v4_load(x + i), w = drpo__v4_load(x + i + 4);
+    drpo_v4i w_gt = w > v;
+    drpo_v4d big = drpo__v4_select(w_gt, w, v), small = drpo__v4_select(w_gt, v, w);
+    drpo_v4i ge = big >= c->mx;
+    c->mx = drpo__v4_select(ge, big, c->mx);
+    c->mn = drpo__v4_select(small < c->mn, small, c->mn);
+    c->rise |= ge;
+    c->block += (v - origin) + (w - origin);
+    if (window) {
+        drpo_v4i av = v >= hi, aw = w >= hi;
+        *over += av + aw;
+        unsigned bv = drpo__v4_bits(~av & (v > lo)), bw = drpo__v4_bits(~aw & (w > lo));
+        drpo__v4_store(kept + *k, drpo__v4_compress(v, bv));
+        *k += (size_t)__builtin_popcount(bv);
+        drpo__v4_store(kept + *k, drpo__v4_compress(w, bw));
+        *k += (size_t)__builtin_popcount(bw);
+    }
+}
+
 /* `window` (a constant after inlining): the losses in (x0, x1) are also
  * kept (copied in order to kept[0, r.kept)), those from x1 up counted
  * (r.over): the first pass of a threshold solve, taken in loss space
@@ -37,45 +68,40 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
 {
     const double first = x[0];
     const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(first);
-    /* one running max and min, each meeting two groups of four already
-     * compared with each other (a chain per group would take more
-     * registers than there are, and a chain through memory) */
-    drpo_v4d mx = origin, mn = origin;
+    /* two chains of running max, min and sum, each meeting two groups of
+     * four already compared with each other: a compare and a blend, or an
+     * add, per group is the loop's longest dependency, and with one chain
+     * the scan waited on it */
+    scan_chain c[2];
+    for (int h = 0; h < 2; h++)
+        c[h] = (scan_chain){origin, origin, zero, {0, 0, 0, 0}};
     drpo_v4d ks = zero, kc = zero;
     const drpo_v4d lo = drpo__v4_set1(x0), hi = drpo__v4_set1(x1);
     drpo_v4i over = {0, 0, 0, 0}; /* a true lane is -1 */
     /* the ties at the maximum, without a count per unit: a unit equal to the
-     * final maximum is at or above its lane's running max when it is read,
-     * so its block is remembered, and no later block raises the maximum past
-     * it; the blocks remembered are counted again at the end */
+     * final maximum is at or above its chain's lane's running max when it is
+     * read, so its block is remembered, and no later block raises the
+     * maximum past it; the blocks remembered are counted again at the end */
     size_t cand[SCAN_CANDIDATES] = {0}, n_cand = 0, i = 0, k = 0, vec_end = n - n % 8;
     int spilled = 0;
     double best = first, over_tail = 0.0;
     while (i + 8 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
         size_t start = i, end = i + 256 <= n ? i + 256 : vec_end;
-        drpo_v4d block = zero;
-        drpo_v4i rise = {0, 0, 0, 0};
-        for (; i < end; i += 8) {
-            drpo_v4d v = drpo__v4_load(x + i), w = drpo__v4_load(x + i + 4);
-            drpo_v4i w_gt = w > v;
-            drpo_v4d big = drpo__v4_select(w_gt, w, v), small = drpo__v4_select(w_gt, v, w);
-            drpo_v4i ge = big >= mx;
-            mx = drpo__v4_select(ge, big, mx);
-            mn = drpo__v4_select(small < mn, small, mn);
-            rise |= ge;
-            block += (v - origin) + (w - origin);
-            if (window) { /* counted from x1 up, kept in (x0, x1) */
-                drpo_v4i av = v >= hi, aw = w >= hi;
-                over += av + aw;
-                unsigned bv = drpo__v4_bits(~av & (v > lo)), bw = drpo__v4_bits(~aw & (w > lo));
-                drpo__v4_store(kept + k, drpo__v4_compress(v, bv));
-                k += (size_t)__builtin_popcount(bv);
-                drpo__v4_store(kept + k, drpo__v4_compress(w, bw));
-                k += (size_t)__builtin_popcount(bw);
-            }
+        for (int h = 0; h < 2; h++) {
+            c[h].block = zero;
+            c[h].rise = (drpo_v4i){0, 0, 0, 0};
         }
-        drpo__v4_ksum_add(&ks, &kc, block);
-        if (drpo__v4_any(rise)) {
+        for (; i + 16 <= end; i += 16) {
+            scan_group(x, i, origin, &c[0], window, lo, hi, &over, kept, &k);
+            scan_group(x, i + 8, origin, &c[1], window, lo, hi, &over, kept, &k);
+        }
+        if (i < end) { /* (end - i is a multiple of 8) */
+            scan_group(x, i, origin, &c[0], window, lo, hi, &over, kept, &k);
+            i += 8;
+        }
+        drpo__v4_ksum_add(&ks, &kc, c[0].block + c[1].block);
+        if (drpo__v4_any(c[0].rise | c[1].rise)) {
+            drpo_v4d mx = drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx);
             double m = lanes_extreme(mx, 1.0);
             if (m > best) { /* the blocks before hold no unit at the new maximum */
                 best = m;
@@ -88,6 +114,8 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
                 spilled = 1;
         }
     }
+    drpo_v4d mx = drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx);
+    drpo_v4d mn = drpo__v4_select(c[1].mn < c[0].mn, c[1].mn, c[0].mn);
     drpo_loss_scan r;
     r.max = lanes_extreme(mx, 1.0);
     r.min = lanes_extreme(mn, -1.0);
