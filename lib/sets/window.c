@@ -450,7 +450,7 @@ static void narrow_pairs(drpo_window *w, double lo, double hi)
  * the data and its selection costs more than the narrowing it saves: at
  * 10^7, 65536 took 2.8 ms against 1.9 for 16384.  Below 2^17 gaps the
  * data sits in cache and a wider window narrows cheaply: CVaR, TV radius
- * and chi-square at 10^4 took 19-35 us with a sample of 2500, 19-23 with
+ * and chi-square at 10^4 took 33-50 us with a sample of 2500, 19-23 with
  * 512, and at 5 * 10^4 78-111 us with 4096, 60-98 with 1024 (bench-solve);
  * 512 beats 1024 below about 1.5 * 10^4 gaps. */
 static size_t first_sample(size_t m)
