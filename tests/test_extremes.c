@@ -283,6 +283,9 @@ START_TEST(test_kl_radius_heavy_tail)
     for (size_t i = 0; i < NB; i++)
         l[i] = pow(1.0 - tu_unif(&r), -1.0 / 2.5);
     check_kl_radius_passes("Pareto losses", N, l, NULL, radii, 4, 4.0);
+    /* 2 * 10^4 units: a sample of m / 8 (from 2^14 units) gives the start;
+     * from the small-radius expansion it took 6-8 passes */
+    check_kl_radius_passes("Pareto losses, 2 * 10^4 units", 20000, l, NULL, radii, 4, 4.0);
     /* over a base of random masses, about a third of the units outside it
      * (6 * 10^4 units: a support past 2^15, so that the start is sampled):
      * the top's units keep their own masses */

@@ -314,17 +314,27 @@ static double kl_start_top(const drpo_problem *pb, kl_view *full, double rho, co
     return u;
 }
 
+/* The small-radius expansion's temperature, KL ~ u^2 Var / 2 = rho (0 where
+ * it has none). */
+static double expansion_u(double var, double rho)
+{
+    double u = var > 0.0 ? sqrt(2.0 * rho / var) : 0.0;
+    return u > 0.0 && isfinite(u) ? u : 0.0;
+}
+
 /* A starting temperature: from a sample of the gaps when there are many
- * (a Newton solve on 4096 of them, 8192 from 2^20 units, usually lands
- * within a few per cent; on heavy tails, whose few largest losses decide
- * the answer and are rarely sampled, the top of the data is added to the
- * sample, which takes a pass: *passes 1), else from the small-radius
- * expansion KL ~ u^2 Var_p(d) / 2. */
+ * (a Newton solve on m / 8 of them from 2^14 units, 4096 from 2^15, 8192
+ * from 2^20, itself started from the sample's small-radius expansion,
+ * usually lands within a few per cent; on heavy tails, whose few largest
+ * losses decide the answer and are rarely sampled, the top of the data is
+ * added to the sample, which takes a pass: *passes 1), else from the
+ * small-radius expansion KL ~ u^2 Var_p(d) / 2.  (Below 2^14 units the
+ * sample's solve cost more than the passes it saved.) */
 static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *passes)
 {
     *passes = 0;
-    size_t m = pb->m, s = m < ((size_t)1 << 20) ? 4096 : 8192;
-    if (m >= 8 * s) {
+    size_t m = pb->m, s = m < ((size_t)1 << 15) ? m / 8 : m < ((size_t)1 << 20) ? 4096 : 8192;
+    if (s >= 2048 && m >= 8 * s) {
         /* the sample laid out as a problem in the scratch (free until the
          * last pass keeps its weights there): gaps, then masses */
         double *x = pb->scratch, *p = pb->scratch + s, u, z;
@@ -333,7 +343,16 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *p
             x[i] = pb->pairs[i].d;
             p[i] = pb->pairs[i].p;
         }
-        u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
+        /* from the small-radius expansion on the sample (from 1 / d_max,
+         * its Newton took more steps) */
+        double mean = 0.0, var = 0.0;
+        for (size_t i = 0; i < s; i++)
+            mean += p[i] * x[i];
+        for (size_t i = 0; i < s; i++)
+            var += p[i] * (x[i] - mean) * (x[i] - mean);
+        u = expansion_u(var, rho);
+        if (u == 0.0)
+            u = 1.0 / (full->d_max > 0.0 ? full->d_max : 1.0);
         if (kl_solve_sample(x, p, s, rho, full, &u, &z)) {
             /* Z over the sample at u: the units above the sample's largest
              * loss, about a 1/s share of the mass, count for up to 1/s in
@@ -350,8 +369,8 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *p
         double c = drpo__gap(pb, j) - pb->mean_d;
         var_p += drpo__mass(pb, j) * c * c;
     }
-    double u = var_p > 0.0 ? sqrt(2.0 * rho / var_p) : 1.0;
-    return u > 0.0 && isfinite(u) ? u : 1.0;
+    double u = expansion_u(var_p, rho);
+    return u > 0.0 ? u : 1.0;
 }
 
 static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
