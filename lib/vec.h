@@ -274,7 +274,10 @@ DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_load(const double *x)
 
 DRPO__WIDE DRPO__INLINE void drpo__v8_store(double *x, drpo_v8d v) { memcpy(x, &v, sizeof v); }
 
-DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_set1(double a) { return (drpo_v8d){a, a, a, a, a, a, a, a}; }
+DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_set1(double a)
+{
+    return (drpo_v8d){a, a, a, a, a, a, a, a};
+}
 
 /* Lanes 0-3 and 4-7 (in registers: a memcpy of the halves went through
  * the stack). */

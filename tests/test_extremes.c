@@ -203,11 +203,8 @@ START_TEST(test_heavy_ties)
 }
 END_TEST
 
-/* KL radius at n = 10^5 over several radii: from the sampled start the
- * root of the cumulant expansion meets the tolerance on the second pass
- * (Halley's step would take three), and the answer holds (value, q). */
-/* A KL radius solve of n losses over a uniform base (p, q: room for n),
- * checked (value, q); returns its passes. */
+/* A KL radius solve of n losses over `base` (NULL: uniform; p, q: room
+ * for n), checked (value, q); returns its passes. */
 static double kl_radius_passes(size_t n, const double *l, const double *base, double *p,
                                double *q, double radius)
 {
@@ -246,6 +243,9 @@ static void check_kl_radius_passes(const char *what, size_t n, const double *l,
     free(q);
 }
 
+/* KL radius at n = 10^5 over several radii: from the sampled start the
+ * root of the cumulant expansion meets the tolerance on the second pass
+ * (Halley's step would take three), and the answer holds (value, q). */
 START_TEST(test_kl_radius_two_passes)
 {
     enum { N = 100000 };

@@ -180,16 +180,6 @@ DRPO__INLINE void add_pairs(drpo_scan_sums *s, const drpo_pair *a, size_t n, int
     sums_merge(s, &o);
 }
 
-static void sums_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
-{
-    add_pairs(s, a, n, 1);
-}
-
-static void mass_add_all(drpo_scan_sums *s, const drpo_pair *a, size_t n)
-{
-    add_pairs(s, a, n, 0);
-}
-
 /* The sorted fallback: the groups of equal gaps in scan order. */
 static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
                        drpo_scan_stop stop, const void *ctx, double *gap)
@@ -201,7 +191,7 @@ static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descend
         while (j < n && a[descending ? n - 1 - j : j].d == v)
             j++;
         drpo_scan_sums g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
-        sums_add_all(&g, descending ? a + n - j : a + i, j - i);
+        add_pairs(&g, descending ? a + n - j : a + i, j - i, 1);
         if (stop(sums, v, &g, ctx)) {
             *gap = v;
             return 1;
@@ -265,7 +255,7 @@ DRPO__INLINE size_t partition_by(drpo_pair *a, size_t n, double pivot, int desce
             last -= PBLOCK;
     }
     size_t k = first + lomuto(a + first, last - first, pivot, descending);
-    (moments ? sums_add_all : mass_add_all)(s, a, k);
+    add_pairs(s, a, k, moments);
     return k;
 }
 
@@ -303,8 +293,8 @@ static size_t gather_equal(drpo_pair *a, size_t n, double pivot)
 
 /* drpo__pairs_scan; `moments` 0: the stop reads the masses alone, whose
  * sums are all that is kept (s1 and s2 stay as they came). */
-DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending, drpo_scan_stop stop,
-           const void *ctx, double *gap, int moments)
+DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
+                             drpo_scan_stop stop, const void *ctx, double *gap, int moments)
 {
     int found = 0, depth = 0;
     drpo_scan_sums at_found = *sums;
@@ -330,7 +320,7 @@ DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int de
         size_t lt = partition(a, n - 1, pivot, descending, moments, &b);
         swap_pairs(&a[lt], &a[n - 1]);
         size_t gt = lt + 1 + gather_equal(a + lt + 1, n - lt - 1, pivot);
-        (moments ? sums_add_all : mass_add_all)(&g, a + lt, gt - lt);
+        add_pairs(&g, a + lt, gt - lt, moments);
         if (stop(&b, pivot, &g, ctx)) { /* here or before: the pivot unless a part before stops */
             found = 1;
             *gap = pivot;

@@ -42,7 +42,8 @@ typedef struct kl_eval {
 /* The cumulants to order 6 from the moments a[k] = E_q[(d - c)^k] about c
  * (a[1] = mean - c): central moments by the binomial sums, then the
  * moment-cumulant relations. */
-static void cumulants(double c, const double a[DRPO__KL_ORDER + 1], double kappa[DRPO__KL_ORDER + 1])
+static void cumulants(double c, const double a[DRPO__KL_ORDER + 1],
+                      double kappa[DRPO__KL_ORDER + 1])
 {
     double delta = a[1], mu[DRPO__KL_ORDER + 1];
     for (int k = 0; k <= DRPO__KL_ORDER; k++) { /* mu_k = sum_j C(k, j) a_j (-delta)^(k-j) */
@@ -228,7 +229,7 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
          * below): the bracket decides the next pass instead */
         int slow = fabs(f) > 0.5 * f_prev, inside = next > lo && next < hi && isfinite(next);
         f_prev = fabs(f);
-        if (slow && inside && isinf(hi) && next > u) { /* below, no bound above: a step twice as long */
+        if (slow && inside && isinf(hi) && next > u) { /* below, no bound above: twice as far */
             next = u + 2.0 * (next - u);
             modelled = 0;
         } else if (slow || !inside) {
@@ -334,7 +335,7 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *p
 {
     *passes = 0;
     size_t m = pb->m, s = m < ((size_t)1 << 15) ? m / 8 : m < ((size_t)1 << 20) ? 4096 : 8192;
-    if (s >= 2048 && m >= 8 * s) {
+    if (s >= 2048) { /* (s <= m / 8 at every size) */
         /* the sample laid out as a problem in the scratch (free until the
          * last pass keeps its weights there): gaps, then masses */
         double *x = pb->scratch, *p = pb->scratch + s, u, z;

@@ -28,7 +28,8 @@ typedef struct kl_sums {
  * four and for eight lanes: the same operations in each lane. */
 #define KL_GROUP(V, VEC, ATTR)                                                                \
     ATTR DRPO__INLINE void VEC(kl_group)(V d, V p, V nu, V vc, int precise, int order,        \
-                                         double *keep, V *block, V *em1, V mom[DRPO__KL_ORDER])     \
+                                         double *keep, V *block, V *em1,                      \
+                                         V mom[DRPO__KL_ORDER])                               \
     {                                                                                         \
         V w;                                                                                  \
         if (precise) {                                                                        \
