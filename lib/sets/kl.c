@@ -14,6 +14,7 @@
  * No exponent is ever positive, so nothing overflows.  The passes
  * themselves are in kl_pass.c. */
 #include "../internal.h"
+#include "../vec.h"
 
 #include <float.h>
 #include <math.h>
@@ -155,8 +156,9 @@ static double smallest_gap(kl_view *v)
 
 /* The u near u0 where KL, expanded in its cumulants at u0 (to order 6),
  * equals rho: Newton on the expansion (whose slope is (u0 + h) Var(h),
- * exactly as for KL itself).  0 when it finds none within u0 / 2. */
-static int model_root(double u0, const kl_eval *e, double rho, double *u)
+ * exactly as for KL itself), and the expansion's slope there.  0 when it
+ * finds none within u0 / 2. */
+static int model_root(double u0, const kl_eval *e, double rho, double *u, double *slope_at_u)
 {
     const double *k = e->kappa;
     double h = 0.0;
@@ -179,27 +181,49 @@ static int model_root(double u0, const kl_eval *e, double rho, double *u)
             return 0;
         if (fabs(step) <= 1e-15 * u0) {
             *u = u0 + h;
+            *slope_at_u = slope;
             return 1;
         }
     }
     return 0;
 }
 
+/* Far from rho, where the cumulant expansion at u has no root in reach: a
+ * Newton step on a transform of KL that is nearly linear there (NAN where
+ * it has none).  slope: dKL/du = u Var.  In the lower half of KL's range,
+ * log KL against log u (KL ~ u^2 Var / 2 at small u, a power law further
+ * up; Halley from 100 times too small a KL moved u by half of what was
+ * needed).  In the upper half, near saturation at kl_max = -log p_top,
+ * the log of the deficit kl_max - KL against u: it decays like
+ * exp(-u d_min) (Halley from there moved u by a few per cent, and
+ * bisection then fell far below).  kl_max: infinite where unknown. */
+static double far_step(double u, double kl, double slope, double rho, double kl_max)
+{
+    if (!(kl > 0.0 && slope > 0.0 && isfinite(slope)))
+        return NAN;
+    double deficit = kl_max - kl;
+    if (deficit >= kl)
+        return u * exp((log(rho) - log(kl)) * kl / (u * slope));
+    if (!(deficit > 1e-12 * kl_max)) /* (the deficit lost its digits) */
+        return NAN;
+    return u - (log(kl_max - rho) - log(deficit)) * deficit / slope;
+}
+
 /* Solve KL(q_u || p) = rho over u, from u, until |KL - rho| <= tol: each
- * pass's next u is the root of its cumulant expansion (else Halley's step),
- * kept inside the bracket the passes have found.  Returns the passes, 0
- * when rho is out of reach of every finite u (the argmax set is then the
- * answer), -1 when it does not converge.  *e is the evaluation at the
- * returned *u. */
+ * pass's next u is the root of its cumulant expansion (else, far from rho,
+ * far_step; else Halley's step), kept inside the bracket the passes have
+ * found.  Returns the passes, 0 when rho is out of reach of every finite u
+ * (the argmax set is then the answer), -1 when it does not converge.  *e
+ * is the evaluation at the returned *u. */
 static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *e)
 {
     double u = *u_io, lo = 0.0, hi = INFINITY; /* KL(lo) < rho < KL(hi) */
-    double var = 0.0;          /* of the last pass that measured it */
+    double slope = 0.0;        /* dKL/du at the next u, as the last pass with moments had it */
     double f_prev = INFINITY;  /* |KL - rho| at the pass before */
+    double kl_max = v->pb->p_top > 0.0 ? -log(v->pb->p_top) : INFINITY; /* sup KL */
     int last = 0;              /* the steps say this pass is likely the last */
     for (int it = 1; it <= 400; it++) {
         *e = kl_evaluate(v, u, last);
-        var = e->moments ? e->var : var;
         *u_io = u;
         double f = kl_of(u, e) - rho;
         if (isnan(f)) /* every weight underflowed (a sample without the top): u is far too large */
@@ -216,17 +240,31 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
             return 0; /* every weight off the argmax set is below 1e-650 */
         if (!isinf(hi) && hi - lo <= 4.0 * DBL_EPSILON * hi)
             return it;
-        double next;
-        int modelled = e->moments && model_root(u, e, rho, &next);
-        if (!e->moments) { /* (a likely last pass that was not) Newton, the slope as last measured */
-            next = u - f / (u * var);
-        } else if (!modelled) { /* Halley: f' = u Var, f'' = Var - u kappa_3 */
-            double f1 = u * e->var, f2 = e->var - u * e->kappa[3], den = 2.0 * f1 * f1 - f * f2;
-            next = den > 0.0 ? u - 2.0 * f * f1 / den : u - f / f1;
+        double next, model_slope = 0.0;
+        int modelled = e->moments && model_root(u, e, rho, &next, &model_slope);
+        if (!e->moments) {
+            /* (a likely last pass that was not) Newton, with the slope the
+             * expansion gave at this u: within ~1e-6 where its root missed
+             * by ~1e-8; the slope measured at the last u (per cent away on
+             * heavy tails) took one more pass */
+            next = u - f / slope;
+        } else if (!modelled) {
+            double f1 = u * e->var; /* Halley: f' = u Var, f'' = Var - u kappa_3 */
+            double f2 = e->var - u * e->kappa[3], den = 2.0 * f1 * f1 - f * f2;
+            /* (not over a sample: started from its own expansion, it is
+             * rarely far, and with far steps its passes rose by a quarter) */
+            next = !v->sample && fabs(f) > 0.5 * rho ? far_step(u, f + rho, f1, rho, kl_max) : NAN;
+            if (isnan(next))
+                next = den > 0.0 ? u - 2.0 * f * f1 / den : u - f / f1;
         }
+        if (e->moments)
+            slope = modelled ? model_slope : u * e->var;
         /* a step that did not halve |KL - rho| is in a region the local
          * models do not describe (KL saturated near -log p_top, or flat far
-         * below): the bracket decides the next pass instead */
+         * below): the bracket decides the next pass instead.  (A step the
+         * bracket chose is not judged so: from saturation, a quarter of u
+         * can leave |KL - rho| above half, and the bracket then fell a
+         * second time, far below, where the next model step was in reach.) */
         int slow = fabs(f) > 0.5 * f_prev, inside = next > lo && next < hi && isfinite(next);
         f_prev = fabs(f);
         if (slow && inside && isinf(hi) && next > u) { /* below, no bound above: twice as far */
@@ -240,6 +278,7 @@ static int kl_newton(kl_view *v, double rho, double tol, double *u_io, kl_eval *
                 next = lo == 0.0 ? hi / 4.0 : sqrt(lo) * sqrt(hi); /* (lo hi may overflow) */
             else
                 next = 0.5 * (lo + hi);
+            f_prev = INFINITY;
         }
         /* the expansion's root from within 5 %, or Halley from within 1e-4,
          * lands within ~1e-12: that pass is likely the last */
@@ -323,14 +362,83 @@ static double expansion_u(double var, double rho)
     return u > 0.0 && isfinite(u) ? u : 0.0;
 }
 
+/* Whether KL(q_u || p) > rho is certain from the top alone, at
+ * t = u d_min (d_min: the smallest positive gap): KL is at least the
+ * divergence of q_u's two-cell split {argmax set, rest}, whose q-mass on
+ * the argmax set is at least a = p_top / (p_top + (1 - p_top) exp(-t)),
+ * and that binary divergence kl(a || p_top) grows with a. */
+static int top_exceeds(double p_top, double t, double rho)
+{
+    double a = p_top / (p_top + (1.0 - p_top) * exp(-t));
+    double kl = a * log(a / p_top) + (a < 1.0 ? (1.0 - a) * log((1.0 - a) / (1.0 - p_top)) : 0.0);
+    return kl > rho;
+}
+
+/* A u no larger than u by which KL has certainly reached rho (top_exceeds;
+ * the least such within 5 %), or u itself where the top does not say so.
+ * On heavy tails the small-radius expansion's u put KL at its saturation,
+ * from which two passes went to coming back down.  The search halves
+ * t = u d_min while the top still exceeds rho, then bisects the last
+ * octave geometrically four times (2^(1/16): 4.4 %). */
+static double top_bounded_u(double p_top, double d_min, double rho, double u)
+{
+    double t = u * d_min;
+    if (!(p_top > 0.0 && p_top < 1.0 && t > 0.0 && isfinite(t)) || !top_exceeds(p_top, t, rho))
+        return u;
+    double lo = 0.5 * t;
+    for (int k = 0; k < 60 && top_exceeds(p_top, lo, rho); k++) {
+        t = lo;
+        lo *= 0.5;
+    }
+    for (int k = 0; k < 4; k++) { /* top_exceeds(t) and not top_exceeds(lo) */
+        double mid = sqrt(lo * t);
+        if (top_exceeds(p_top, mid, rho))
+            t = mid;
+        else
+            lo = mid;
+    }
+    return t / d_min;
+}
+
+/* Var_p(d) and the smallest positive gap, in one pass of four lanes (a
+ * single running sum is a chain of additions as long as the data: at 1024
+ * units that loop took a tenth of a solve).  `uniform`: a constant after
+ * inlining (the masses are then counted and scaled at the end). */
+typedef struct gap_spread {
+    double var, d_min;
+} gap_spread;
+
+DRPO__INLINE gap_spread spread_body(const drpo_problem *pb, int uniform)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0), mean = drpo__v4_set1(pb->mean_d);
+    drpo_v4d s = zero, lo = drpo__v4_set1(INFINITY);
+    for (size_t j = 0; j < pb->m; j += 4) {
+        drpo_v4d d, p, c;
+        drpo__v4_units(pb, j, pb->m, uniform, uniform, &d, &p); /* (padded: d = p = 0) */
+        c = d - mean;
+        s += p * c * c;
+        lo = drpo__v4_select((d > zero) & (d < lo), d, lo);
+    }
+    gap_spread r = {drpo__v4_hsum(s) * (uniform ? pb->pu : 1.0), INFINITY};
+    for (int l = 0; l < 4; l++)
+        r.d_min = lo[l] < r.d_min ? lo[l] : r.d_min;
+    return r;
+}
+
+DRPO__KERNEL_DISPATCH(gap_spread, spread_uniform, (const drpo_problem *pb), (pb),
+                      spread_body(pb, 1))
+DRPO__KERNEL_DISPATCH(gap_spread, spread_weighted, (const drpo_problem *pb), (pb),
+                      spread_body(pb, 0))
+
 /* A starting temperature: from a sample of the gaps when there are many
  * (a Newton solve on m / 8 of them from 2^14 units, 4096 from 2^15, 8192
  * from 2^20, itself started from the sample's small-radius expansion,
  * usually lands within a few per cent; on heavy tails, whose few largest
  * losses decide the answer and are rarely sampled, the top of the data is
  * added to the sample, which takes a pass: *passes 1), else from the
- * small-radius expansion KL ~ u^2 Var_p(d) / 2.  (Below 2^14 units the
- * sample's solve cost more than the passes it saved.) */
+ * small-radius expansion KL ~ u^2 Var_p(d) / 2, brought down to
+ * top_bounded_u.  (Below 2^14 units the sample's solve cost more than the
+ * passes it saved.) */
 static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *passes)
 {
     *passes = 0;
@@ -365,13 +473,10 @@ static double kl_start(const drpo_problem *pb, kl_view *full, double rho, int *p
             return u;
         }
     }
-    double var_p = 0.0;
-    for (size_t j = 0; j < m; j++) {
-        double c = drpo__gap(pb, j) - pb->mean_d;
-        var_p += drpo__mass(pb, j) * c * c;
-    }
-    double u = expansion_u(var_p, rho);
-    return u > 0.0 ? u : 1.0;
+    gap_spread g = pb->uniform ? spread_uniform(pb) : spread_weighted(pb);
+    full->d_min = g.d_min; /* (smallest_gap's, found on the way) */
+    double u = expansion_u(g.var, rho);
+    return top_bounded_u(pb->p_top, g.d_min, rho, u > 0.0 ? u : 1.0);
 }
 
 static drpo_status kl_radius(const drpo_problem *pb, drpo_solution *sol)
