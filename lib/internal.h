@@ -227,6 +227,24 @@ drpo_loss_scan drpo__scan_losses(size_t n, const double *loss);
  * n), those >= x1 counted. */
 drpo_loss_scan drpo__scan_window(size_t n, const double *loss, double x0, double x1, double *kept);
 
+/* A caller's base (base.c): the check and the range of the losses on its
+ * support (base > 0), in one vectorised pass. */
+typedef struct drpo_base_scan {
+    double l_max, mag; /* the largest loss and |loss| on the support */
+    double sum;        /* of the base, compensated across blocks */
+    int ok;            /* every loss finite, every base entry finite and >= 0 */
+} drpo_base_scan;
+drpo_base_scan drpo__scan_base(size_t n, const double *loss, const double *base);
+/* The support in gap space, in order: d = top - loss * down and p = base /
+ * sum (the base as it is where sum is 1) into d[0, m), p[0, m) (room for n
+ * each); the largest gap, the count and mass at gap 0 and sum p d. */
+typedef struct drpo_support {
+    size_t m, tied;
+    double d_max, p_top, mean_d;
+} drpo_support;
+drpo_support drpo__base_support(size_t n, const double *loss, const double *base, double sum,
+                                double top, double down, double *d, double *p);
+
 /* A window taken in loss space by drpo__scan_window, for a set with a level
  * (a uniform base): the losses in (x0, x1) kept as doubles at the front of
  * the problem's pairs, `over` the losses >= x1.  The gap map is monotone,

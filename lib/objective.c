@@ -322,15 +322,11 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
         l_max = r->scan.max;
         mag = fmax(fabs(r->scan.max), fabs(r->scan.min));
     } else {
-        for (size_t i = 0; i < n; i++) {
-            double l = loss[i], b = base[i];
-            bad |= !isfinite(l) | !(b >= 0.0) | isinf(b);
-            s += b;
-            if (b != 0.0) {
-                l_max = l > l_max ? l : l_max;
-                mag = fabs(l) > mag ? fabs(l) : mag;
-            }
-        }
+        drpo_base_scan bs = drpo__scan_base(n, loss, base);
+        bad = !bs.ok;
+        s = bs.sum;
+        l_max = bs.l_max;
+        mag = bs.mag;
     }
     if (bad) { /* find the first culprit for the message */
         for (size_t i = 0; i < n; i++)
@@ -494,7 +490,17 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
             mean_d = drpo__bsum_value(&sum) * pu;
         }
         mean_d = mean_d < 0.0 ? 0.0 : mean_d > d_max ? d_max : mean_d;
-    } else {
+    } else if (base && fast) {
+        pb.x = dd;
+        pb.top = 0.0;
+        pb.down = -1.0;
+        drpo_support sp = drpo__base_support(n, loss, base, base_sum, top, down, dd, pp);
+        m = sp.m;
+        tied = sp.tied;
+        p_top = sp.p_top;
+        mean_d = sp.mean_d;
+        d_max = sp.d_max;
+    } else { /* (losses near the ends of the exponent range: 2^-e is no double) */
         pb.x = dd;
         pb.top = 0.0;
         pb.down = -1.0;

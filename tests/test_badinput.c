@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const double good_loss[4] = {0.5, -1.0, 2.0, 0.25};
@@ -78,6 +79,63 @@ static void bad_solves(drpo_objective *obj)
     }
     expect_fail(NULL, 4, good_loss, NULL, DRPO_ERR_NULL);
 }
+
+/* A bad entry anywhere in a long input over a base (1037 units: blocks of
+ * 256 in two chains of four, and a tail of five): refused with its index
+ * named, whether or not its unit is on the support, and nothing written. */
+START_TEST(test_bad_entries_long_base)
+{
+    enum { N = 1037 };
+    static const size_t at[] = {0, 3, 4, 7, 8, 255, 256, 257, 511, 1031, 1032, 1036};
+    static const double bad_loss[] = {NAN, INFINITY, -INFINITY};
+    static const double bad_base[] = {-1e-3, NAN, INFINITY, -INFINITY};
+    tu_rng r;
+    tu_rng_seed(&r, 401);
+    double *l = malloc(N * sizeof *l), *b = malloc(N * sizeof *b), *w = malloc(N * sizeof *w);
+    double *b2 = malloc(N * sizeof *b2), *l2 = malloc(N * sizeof *l2);
+    ck_assert(l && b && w && b2 && l2);
+    tu_random_losses(&r, N, 0, l);
+    tu_random_base(&r, N, 1, b);
+    drpo_objective *obj = make(DRPO_SET_KL, DRPO_PARAM_RADIUS, 0.1);
+    double v;
+    ck_assert_int_eq(drpo_objective_solve(obj, N, l, b, w, &v), DRPO_OK);
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        char index[32];
+        snprintf(index, sizeof index, "[%zu]", at[k]);
+        for (size_t e = 0; e < sizeof bad_base / sizeof bad_base[0]; e++) {
+            memcpy(b2, b, N * sizeof *b);
+            b2[at[k]] = bad_base[e];
+            tu_fill_sentinel(w, N);
+            ck_assert_int_eq(drpo_objective_solve(obj, N, l, b2, w, &v), DRPO_ERR_BASE_NEGATIVE);
+            ck_assert_msg(tu_is_sentinel(w, N), "a failed solve wrote weights");
+            ck_assert_msg(strstr(drpo_objective_last_error(obj), index) != NULL,
+                          "\"%s\" does not name %s", drpo_objective_last_error(obj), index);
+        }
+        for (size_t e = 0; e < sizeof bad_loss / sizeof bad_loss[0]; e++)
+            for (int on = 0; on < 2; on++) { /* the unit on the support, then off it */
+                memcpy(l2, l, N * sizeof *l);
+                memcpy(b2, b, N * sizeof *b);
+                l2[at[k]] = bad_loss[e];
+                if (!on) { /* its mass moved to a neighbour: the base still sums to 1 */
+                    b2[at[k] == 0 ? 1 : at[k] - 1] += b2[at[k]];
+                    b2[at[k]] = 0.0;
+                }
+                tu_fill_sentinel(w, N);
+                ck_assert_int_eq(drpo_objective_solve(obj, N, l2, b2, w, &v),
+                                 DRPO_ERR_LOSS_NONFINITE);
+                ck_assert_msg(tu_is_sentinel(w, N), "a failed solve wrote weights");
+                ck_assert_msg(strstr(drpo_objective_last_error(obj), index) != NULL,
+                              "\"%s\" does not name %s", drpo_objective_last_error(obj), index);
+            }
+    }
+    drpo_objective_free(obj);
+    free(l);
+    free(b);
+    free(w);
+    free(b2);
+    free(l2);
+}
+END_TEST
 
 START_TEST(test_bad_solve_inputs)
 {
@@ -431,6 +489,7 @@ Suite *suite_badinput(void)
     TCase *tc = tcase_create("errors");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_bad_solve_inputs);
+    tcase_add_test(tc, test_bad_entries_long_base);
     tcase_add_test(tc, test_base_sum_tolerance);
     tcase_add_test(tc, test_param_unset);
     tcase_add_test(tc, test_param_range);
