@@ -96,17 +96,26 @@ def render(R):
     L.append("")
     L.append("(1) exact solve, uniform base, weights written: time and ratio to one read pass over n doubles")
     L.append("")
-    sizes = sorted({x["n"] for x in R["solve"]})
+    solves = [x for x in R["solve"] if x["bench"] == "solve"]
+    sizes = sorted({x["n"] for x in solves})
     L.append("| set, form | " + " | ".join("n = %g" % n for n in sizes) + " | target at 10^7 |")
     L.append("|---|" + "---|" * len(sizes) + "---|")
     target = {"cvar": 4, "tv-radius": 4, "tv-penalty": 4, "chi2-radius": 6, "chi2-penalty": 6,
               "kl-radius": 10, "kl-penalty": 10}
-    for case in dict.fromkeys(x["case"] for x in R["solve"]):
+    for case in dict.fromkeys(x["case"] for x in solves):
         cells = []
         for n in sizes:
-            x = next(y for y in R["solve"] if y["case"] == case and y["n"] == n)
+            x = next(y for y in solves if y["case"] == case and y["n"] == n)
             cells.append("%s (%s×)" % (fmt_t(x["seconds"]), ("%.0f" if x["ratio"] >= 20 else "%.1f") % x["ratio"]))
         L.append("| %s | %s | %d× |" % (case, " | ".join(cells), target[case]))
+    L.append("")
+    L.append("(1b) the same solves over a base like the trainer's when prompts have 1 to 4 pairs (counts / total), against the uniform base, alternately")
+    L.append("")
+    L.append("| set, form | n | over the base | uniform base | ratio |")
+    L.append("|---|---|---|---|---|")
+    for x in (y for y in R["solve"] if y["bench"] == "solve_base"):
+        L.append("| %s | %g | %s | %s | %.2f× |" % (x["case"], x["n"], fmt_t(x["seconds"]),
+                                                    fmt_t(x["uniform_seconds"]), x["ratio"]))
     L.append("")
     L.append("(2) the same solves in PyTorch (float64, CPU, 1 thread) as users write them; relative errors against the exact value")
     L.append("")

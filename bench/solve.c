@@ -68,6 +68,64 @@ static int profile_one(const char *name, size_t n, int reps)
     return 0;
 }
 
+/* Median seconds of reps solves of n losses over base (NULL: uniform). */
+static double time_solve(drpo_objective *obj, size_t n, const double *loss, const double *base,
+                         double *w, int reps, double *value)
+{
+    double t[64];
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        if (drpo_objective_solve(obj, n, loss, base, w, value) != DRPO_OK)
+            return NAN;
+        t[r] = bench_now() - t0;
+    }
+    return bench_median(t, reps);
+}
+
+/* Every solve over a base like the trainer's when its prompts have 1 to 4
+ * pairs (counts / total: sums to 1 within rounding), against the same
+ * solve over the uniform base, alternately, at n units. */
+static int over_base(size_t n)
+{
+    double *loss = bench_alloc(n * sizeof(double)), *w = bench_alloc(n * sizeof(double));
+    double *base = bench_alloc(n * sizeof(double)), total = 0.0;
+    fill_losses(loss, n, 7);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        base[i] = (double)(1 + (x >> 62));
+        total += base[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        base[i] /= total;
+    int reps = bench_reps(8.0 * (double)n);
+    for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+        const spec *sp = &specs[s];
+        drpo_objective *obj;
+        if (drpo_objective_create(&obj, sp->set) || drpo_objective_set(obj, sp->key, sp->param))
+            return 1;
+        double v, vu, tb[5], tu[5];
+        for (int k = 0; k < 5; k++) {
+            tb[k] = time_solve(obj, n, loss, base, w, reps, &v);
+            tu[k] = time_solve(obj, n, loss, NULL, w, reps, &vu);
+        }
+        double based = bench_median(tb, 5), uniform = bench_median(tu, 5);
+        if (isnan(based) || isnan(uniform)) {
+            fprintf(stderr, "solve %s over a base, n=%zu: failed\n", sp->name, n);
+            return 1;
+        }
+        printf("{\"bench\":\"solve_base\",\"case\":\"%s\",\"n\":%zu,\"seconds\":%.6e,"
+               "\"uniform_seconds\":%.6e,\"ratio\":%.3f}\n",
+               sp->name, n, based, uniform, based / uniform);
+        fflush(stdout);
+        drpo_objective_free(obj);
+    }
+    free(loss);
+    free(w);
+    free(base);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     size_t sizes[] = {1000, 100000, 10000000};
@@ -109,5 +167,5 @@ int main(int argc, char **argv)
         free(loss);
         free(w);
     }
-    return 0;
+    return over_base(100000);
 }
