@@ -27,9 +27,10 @@ DRPO__INLINE void base_group(const double *loss, const double *base, size_t i, b
     const drpo_v4d zero = drpo__v4_set1(0.0);
     drpo_v4d l = drpo__v4_load(loss + i), b = drpo__v4_load(base + i);
     /* x - x is 0 exactly when x is finite (NaN for NaN and infinities) */
-    c->ok &= (l - l == zero) & (b - b == zero) & (b >= zero);
+    c->ok &= ((l - l) + (b - b) == zero) & (b >= zero);
     drpo_v4i on = b != zero;
-    drpo_v4d a = drpo__v4_select(l < zero, -l, l);
+    const drpo_v4u abs_mask = {~0ull >> 1, ~0ull >> 1, ~0ull >> 1, ~0ull >> 1};
+    drpo_v4d a = (drpo_v4d)((drpo_v4u)l & abs_mask); /* |l| */
     c->l_max = drpo__v4_select(on & (l > c->l_max), l, c->l_max);
     c->mag = drpo__v4_select(on & (a > c->mag), a, c->mag);
     c->block += b;
@@ -109,12 +110,23 @@ DRPO__INLINE drpo_support support_body(size_t n, const double *loss, const doubl
 {
     const drpo_v4d zero = drpo__v4_set1(0.0), vt = drpo__v4_set1(top);
     const drpo_v4d vd = drpo__v4_set1(down), vs = drpo__v4_set1(sum);
-    drpo_v4d d_max = zero, p_top = zero, mean_d = zero;
-    drpo_v4i tied = {0, 0, 0, 0};
+    drpo_v4d d_max = zero, p_top = zero, mean_d = zero, d_max1 = zero, p_top1 = zero;
+    drpo_v4d mean_d1 = zero;
+    drpo_v4i tied = {0, 0, 0, 0}, tied1 = tied;
     size_t i = 0, m = 0;
+    for (; i + 8 <= n; i += 8) { /* two chains of sums */
+        support_group(loss, base, i, vt, vd, vs, scaled, d, p, &m, &d_max, &p_top, &tied,
+                      &mean_d);
+        support_group(loss, base, i + 4, vt, vd, vs, scaled, d, p, &m, &d_max1, &p_top1, &tied1,
+                      &mean_d1);
+    }
     for (; i + 4 <= n; i += 4)
         support_group(loss, base, i, vt, vd, vs, scaled, d, p, &m, &d_max, &p_top, &tied,
                       &mean_d);
+    p_top += p_top1;
+    mean_d += mean_d1;
+    tied += tied1;
+    d_max = drpo__v4_select(d_max1 > d_max, d_max1, d_max);
     drpo_support r = {0, 0, 0.0, drpo__v4_hsum(p_top), drpo__v4_hsum(mean_d)};
     for (int l = 0; l < 4; l++) {
         r.d_max = d_max[l] > r.d_max ? d_max[l] : r.d_max;
