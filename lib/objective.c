@@ -490,34 +490,32 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
             mean_d = drpo__bsum_value(&sum) * pu;
         }
         mean_d = mean_d < 0.0 ? 0.0 : mean_d > d_max ? d_max : mean_d;
-    } else if (base && fast) {
+    } else { /* the gaps written out, on the support */
         pb.x = dd;
         pb.top = 0.0;
         pb.down = -1.0;
-        drpo_support sp = drpo__base_support(n, loss, base, base_sum, top, down, dd, pp);
-        m = sp.m;
-        tied = sp.tied;
-        p_top = sp.p_top;
-        mean_d = sp.mean_d;
-        d_max = sp.d_max;
-    } else { /* (losses near the ends of the exponent range: 2^-e is no double) */
-        pb.x = dd;
-        pb.top = 0.0;
-        pb.down = -1.0;
-        for (size_t i = 0; i < n; i++) {
-            if (base && base[i] == 0.0)
-                continue;
-            double pi = base ? base[i] / base_sum : pu;
-            double d = top - (fast ? loss[i] * down : ldexp(loss[i], -e));
-            dd[m] = d;
-            pp[m] = pi;
-            d_max = d > d_max ? d : d_max;
-            if (d == 0.0) {
-                p_top += pi;
-                tied++;
+        if (fast) { /* (so a base) */
+            drpo_support sp = drpo__base_support(n, loss, base, base_sum, top, down, dd, pp);
+            m = sp.m;
+            tied = sp.tied;
+            p_top = sp.p_top;
+            mean_d = sp.mean_d;
+            d_max = sp.d_max;
+        } else { /* losses near the ends of the exponent range: 2^-e is no double */
+            for (size_t i = 0; i < n; i++) {
+                if (base && base[i] == 0.0)
+                    continue;
+                double pi = base ? base[i] / base_sum : pu, d = top - ldexp(loss[i], -e);
+                dd[m] = d;
+                pp[m] = pi;
+                d_max = d > d_max ? d : d_max;
+                if (d == 0.0) {
+                    p_top += pi;
+                    tied++;
+                }
+                mean_d += pi * d;
+                m++;
             }
-            mean_d += pi * d;
-            m++;
         }
     }
     if (tied == m) /* all losses equal: exactly, whatever the base sums to in floating point */

@@ -534,7 +534,7 @@ static void window_of_scan(const drpo_problem *pb, drpo_window *w)
  * small gaps weigh most in the moments, missed chi-square's crossing in a
  * quarter to a half of the solves (Pareto losses, radius 3 or penalty
  * 0.5), and the part was a sixth of the data above or four fifths below.
- * The sample is reordered. */
+ * The sample is overwritten. */
 static int predict_again(const drpo_window *w, int where, const drpo_window_rule *rule,
                          drpo_window *sample, double *lo, double *hi)
 {
@@ -554,20 +554,17 @@ static int predict_again(const drpo_window *w, int where, const drpo_window_rule
         part.lo = -INFINITY;
         part.hi = w->lo;
     }
-    drpo_pair *pairs = (drpo_pair *)sample->win;
-    size_t k = 0;
-    double mass = 0.0;
-    for (size_t i = 0; i < sample->n; i++)
-        if (pairs[i].d >= part.lo && pairs[i].d < part.hi) {
-            drpo_pair x = pairs[k];
-            pairs[k] = pairs[i];
-            pairs[i] = x;
-            mass += pairs[k++].p;
-        }
-    if (k < 32 || !(mass > 0.0) || !(part.win_mass > 0.0))
+    /* the sample's gaps in the part, their masses scaled to the part's */
+    drpo_window in = *sample;
+    narrow_pairs(&in, part.lo, part.hi);
+    split_acc r = split_pass(in.win, in.n, -INFINITY, INFINITY, w->centre);
+    double mass = drpo__v4_ksum_total(r.mass_s[1], r.mass_c[1]);
+    if (in.n < 32 || !(mass > 0.0) || !(part.win_mass > 0.0))
         return 0;
-    for (size_t i = 0; i < k; i++)
-        pairs[i].p *= part.win_mass / mass;
+    double scale = part.win_mass / mass;
+    drpo_pair *pairs = (drpo_pair *)in.win;
+    for (size_t i = 0; i < in.n; i++)
+        pairs[i].p *= scale;
     if (where < 0) {
         /* anchored at the part's top: the pass's exact sums over the part
          * less the sample's, so that the sample's running sums reach the
@@ -576,20 +573,16 @@ static int predict_again(const drpo_window *w, int where, const drpo_window_rule
          * while the sampled gaps near lo, where the first bracket put the
          * crossing, stand for themselves.  (From the bottom, the second
          * bracket missed again in a quarter of such solves.)  The sums
-         * below may then be negative: the prediction takes differences. */
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0;
-        for (size_t i = 0; i < k; i++) {
-            double x = pairs[i].d - w->centre;
-            s0 += pairs[i].p;
-            s1 += pairs[i].p * x;
-            s2 += pairs[i].p * x * x;
-        }
-        part.below_mass = w->below_mass - s0;
-        part.below_s1 = w->below_s1 - s1;
-        part.below_s2 = w->below_s2 - s2;
+         * below may then be negative: the prediction takes differences.
+         * (The masses need no anchor: the sample's are scaled to the
+         * pass's below lo.) */
+        part.below_s1 = w->below_s1 - scale * drpo__v4_hsum(r.s1[1]);
+        part.below_s2 = w->below_s2 - scale * drpo__v4_hsum(r.s2[1]);
     }
-    drpo_window in = part;
-    in.win = pairs;
+    const drpo_pair *kept = in.win;
+    size_t k = in.n;
+    in = part;
+    in.win = kept;
     in.n = k;
     in.next = INFINITY;
     double a, b;
