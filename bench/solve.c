@@ -36,32 +36,74 @@ static void fill_losses(double *l, size_t n, uint64_t seed)
     }
 }
 
-/* One set and size, solved `reps` times (for a profiler: perf record
- * build/bench/bench-solve cvar 10000000 50). */
-static int profile_one(const char *name, size_t n, int reps)
+/* Pareto losses of index a: heavy tails, where the first samples miss the
+ * largest losses. */
+static void fill_pareto(double *l, size_t n, double a, uint64_t seed)
 {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        l[i] = pow(((double)(s >> 11) + 0.5) / 9007199254740992.0, -1.0 / a);
+    }
+}
+
+/* One set and size, solved `reps` times (for a profiler: perf record
+ * build/bench/bench-solve cvar 10000000 50).  With PARAM, SHAPE (bt, or
+ * pareto-A for Pareto losses of index A) and SETS: that many data sets,
+ * each solved `reps` times, the best times averaged by the passes the solve
+ * took (DRPO_DIAG_ITERATIONS: a window search's missed brackets, KL's
+ * Newton passes). */
+static int profile_one(int argc, char **argv)
+{
+    const char *name = argv[1];
+    size_t n = (size_t)strtoull(argv[2], NULL, 10);
+    int reps = atoi(argv[3]), sets = argc > 6 ? atoi(argv[6]) : 1;
+    const char *shape = argc > 5 ? argv[5] : "bt";
     const spec *sp = NULL;
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++)
         if (!strcmp(specs[s].name, name))
             sp = &specs[s];
-    if (!sp || n == 0 || reps < 1) {
-        fprintf(stderr, "usage: bench-solve [--quick] | SET N REPS (SET: kl-radius ... tv-penalty)\n");
+    double param = sp && argc > 4 ? atof(argv[4]) : sp ? sp->param : 0.0;
+    double index = !strncmp(shape, "pareto-", 7) ? atof(shape + 7) : 0.0;
+    if (!sp || n == 0 || reps < 1 || sets < 1 || (strcmp(shape, "bt") && !(index > 0.0))) {
+        fprintf(stderr, "usage: bench-solve [--quick] | SET N REPS [PARAM [SHAPE [SETS]]]\n"
+                        "  (SET: kl-radius ... tv-penalty; SHAPE: bt or pareto-A)\n");
         return 2;
     }
     double *loss = bench_alloc(n * sizeof(double)), *w = bench_alloc(n * sizeof(double));
-    fill_losses(loss, n, 42);
     drpo_objective *obj;
-    if (drpo_objective_create(&obj, sp->set) || drpo_objective_set(obj, sp->key, sp->param))
+    if (drpo_objective_create(&obj, sp->set) || drpo_objective_set(obj, sp->key, param))
         return 1;
-    double value = 0.0, best = INFINITY;
-    for (int r = 0; r < reps; r++) {
-        double t0 = bench_now();
-        if (drpo_objective_solve(obj, n, loss, NULL, w, &value) != DRPO_OK)
-            return 1;
-        double t = bench_now() - t0;
-        best = t < best ? t : best;
+    enum { MAXP = 16 };
+    double value = 0.0, sum[MAXP] = {0}, best = INFINITY;
+    int count[MAXP] = {0};
+    for (int k = 0; k < sets; k++) {
+        if (index > 0.0)
+            fill_pareto(loss, n, index, 42 + (uint64_t)k);
+        else
+            fill_losses(loss, n, 42 + (uint64_t)k);
+        best = INFINITY;
+        for (int r = 0; r < reps; r++) {
+            double t0 = bench_now();
+            if (drpo_objective_solve(obj, n, loss, NULL, w, &value) != DRPO_OK)
+                return 1;
+            double t = bench_now() - t0;
+            best = t < best ? t : best;
+        }
+        double it = 0.0;
+        drpo_objective_diag(obj, DRPO_DIAG_ITERATIONS, &it);
+        int p = it < MAXP - 1 ? (int)it : MAXP - 1;
+        sum[p] += best;
+        count[p]++;
     }
-    printf("%s n=%zu: best of %d %.4g ms, value %.17g\n", name, n, reps, best * 1e3, value);
+    if (sets == 1)
+        printf("%s n=%zu: best of %d %.4g ms, value %.17g\n", name, n, reps, best * 1e3, value);
+    else
+        for (int p = 0; p < MAXP; p++)
+            if (count[p])
+                printf("%s %g n=%zu %s: %d of %d data sets in %d passes, best of %d %.4g ms "
+                       "on average\n",
+                       name, param, n, shape, count[p], sets, p, reps, sum[p] / count[p] * 1e3);
     drpo_objective_free(obj);
     free(loss);
     free(w);
@@ -130,8 +172,8 @@ int main(int argc, char **argv)
 {
     size_t sizes[] = {1000, 100000, 10000000};
     int nsizes = 3;
-    if (argc == 4)
-        return profile_one(argv[1], (size_t)strtoull(argv[2], NULL, 10), atoi(argv[3]));
+    if (argc >= 4)
+        return profile_one(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "--quick"))
         nsizes = 2;
     for (int k = 0; k < nsizes; k++) {
