@@ -66,7 +66,8 @@ static int profile_one(int argc, char **argv)
     double param = sp && argc > 4 ? atof(argv[4]) : sp ? sp->param : 0.0;
     double index = !strncmp(shape, "pareto-", 7) ? atof(shape + 7) : 0.0;
     if (!sp || n == 0 || reps < 1 || sets < 1 || (strcmp(shape, "bt") && !(index > 0.0))) {
-        fprintf(stderr, "usage: bench-solve [--quick] | SET N REPS [PARAM [SHAPE [SETS]]]\n"
+        fprintf(stderr, "usage: bench-solve [--quick] | base [N] |"
+                        " SET N REPS [PARAM [SHAPE [SETS]]]\n"
                         "  (SET: kl-radius ... tv-penalty; SHAPE: bt or pareto-A)\n");
         return 2;
     }
@@ -174,6 +175,8 @@ int main(int argc, char **argv)
     int nsizes = 3;
     if (argc >= 4)
         return profile_one(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "base")) /* table (1b) alone */
+        return over_base(argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : 100000);
     if (argc > 1 && !strcmp(argv[1], "--quick"))
         nsizes = 2;
     for (int k = 0; k < nsizes; k++) {

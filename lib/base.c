@@ -1,11 +1,13 @@
 /* base.c - the passes every solve over a caller's base (not uniform) begins
  * with: the losses and the base checked, the range of the losses on the
- * support and the base's sum; then the support in gap space.  The trainer
+ * support, the mass at their largest and the base's sum; then, for a base
+ * with zeros or one renormalised, the support in gap space.  The trainer
  * hands its solves such a base whenever its prompts have different numbers
- * of pairs, so these are no rarer than the uniform scan (scan.c).  Written
- * one element at a time, with the support's branch, one running sum and a
- * division each, they took about half of such a solve at 10^5 units, which
- * then ran 3 to 14 times as long as over the uniform base. */
+ * of pairs (on every unit and summing to 1 up to rounding: solved in place,
+ * the scan alone), so these are no rarer than the uniform scan (scan.c).
+ * Written one element at a time, with the support's branch, one running sum
+ * and a division each, they took about half of such a solve at 10^5 units,
+ * which then ran 3 to 14 times as long as over the uniform base. */
 #include "internal.h"
 #include "vec.h"
 
@@ -14,70 +16,141 @@
 
 /* ---- the check and the range ------------------------------------------- */
 
-/* One chain of the scan: four lanes each of the largest loss and |loss| on
- * the support, the base's block sum and the lanes still good (a true lane
- * is -1). */
+/* One chain of the scan, four lanes each: the largest loss with the mass
+ * and count of the units at it, and the least loss. */
 typedef struct base_chain {
-    drpo_v4d l_max, mag, block;
-    drpo_v4i ok;
+    drpo_v4d l_max, at_max, l_min;
+    drpo_v4i tied;
 } base_chain;
 
-DRPO__INLINE void base_group(const double *loss, const double *base, size_t i, base_chain *c)
+/* The sums the chains share (the base's and its shifted first moment's,
+ * over a block), and the lanes that met a unit off the support or, in a
+ * masked scan, a negative base entry (a true lane is -1). */
+typedef struct base_shared {
+    drpo_v4d block, moment;
+    drpo_v4i off, negative;
+} base_shared;
+
+/* Four units into chain c.  `masked` (a constant after inlining): the range
+ * over the support alone; else over every unit, which is the support's
+ * unless some entry is <= 0 (the scan then goes again, masked). */
+DRPO__INLINE void base_range(drpo_v4d l, drpo_v4d b, int masked, base_chain *c,
+                             base_shared *s)
 {
     const drpo_v4d zero = drpo__v4_set1(0.0);
-    drpo_v4d l = drpo__v4_load(loss + i), b = drpo__v4_load(base + i);
-    /* x - x is 0 exactly when x is finite (NaN for NaN and infinities) */
-    c->ok &= ((l - l) + (b - b) == zero) & (b >= zero);
-    drpo_v4i on = b != zero;
-    const drpo_v4u abs_mask = {~0ull >> 1, ~0ull >> 1, ~0ull >> 1, ~0ull >> 1};
-    drpo_v4d a = (drpo_v4d)((drpo_v4u)l & abs_mask); /* |l| */
-    c->l_max = drpo__v4_select(on & (l > c->l_max), l, c->l_max);
-    c->mag = drpo__v4_select(on & (a > c->mag), a, c->mag);
-    c->block += b;
+    drpo_v4i rise = l > c->l_max, meet = l >= c->l_max, below = l < c->l_min;
+    s->off |= b <= zero;
+    if (masked) {
+        drpo_v4i on = b != zero;
+        rise &= on;
+        meet &= on;
+        below &= on;
+        s->negative |= b < zero;
+    }
+    c->l_max = drpo__v4_select(rise, l, c->l_max);
+    c->at_max = drpo__v4_select(rise, zero, c->at_max) + drpo__v4_select(meet, b, zero);
+    c->tied = (c->tied & ~rise) - meet;
+    c->l_min = drpo__v4_select(below, l, c->l_min);
 }
 
-DRPO__INLINE drpo_base_scan base_scan_body(size_t n, const double *loss, const double *base)
+/* Eight units, four into each chain.  No test of finiteness per unit: the
+ * sums are finite when every entry is (or overflowed: then the caller
+ * looks and finds no culprit). */
+DRPO__INLINE void base_eight(const double *loss, const double *base, size_t i, drpo_v4d origin,
+                             int masked, base_chain *c, base_shared *s)
 {
-    const drpo_v4d zero = drpo__v4_set1(0.0);
-    base_chain c0 = {drpo__v4_set1(-DBL_MAX), zero, zero, {-1, -1, -1, -1}}, c1 = c0;
-    drpo_v4d ks = zero, kc = zero; /* the blocks' sums, compensated */
+    drpo_v4d l0 = drpo__v4_load(loss + i), b0 = drpo__v4_load(base + i);
+    drpo_v4d l1 = drpo__v4_load(loss + i + 4), b1 = drpo__v4_load(base + i + 4);
+    base_range(l0, b0, masked, &c[0], s);
+    base_range(l1, b1, masked, &c[1], s);
+    s->block += b0 + b1;
+    /* (0 off the support when l is finite) */
+    s->moment += b0 * (l0 - origin) + b1 * (l1 - origin);
+}
+
+/* One unit into a scan's totals (the tail past the lanes). */
+static void base_unit(double l, double b, double origin, drpo_base_scan *r, drpo_ksum *sum,
+                      drpo_ksum *moment)
+{
+    r->ok &= isfinite(l) && isfinite(b) && b >= 0.0;
+    drpo__ksum_add(sum, b);
+    drpo__ksum_add(moment, b * (l - origin));
+    if (b == 0.0) {
+        r->off_support = 1;
+        return;
+    }
+    if (l > r->l_max) {
+        r->l_max = l;
+        r->p_top = 0.0;
+        r->tied = 0;
+    }
+    if (l == r->l_max) {
+        r->p_top += b;
+        r->tied++;
+    }
+    r->l_min = l < r->l_min ? l : r->l_min;
+}
+
+DRPO__INLINE drpo_base_scan base_scan_body(size_t n, const double *loss, const double *base,
+                                           int masked)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(loss[0]);
+    const drpo_v4i none = {0, 0, 0, 0};
+    base_chain c[2];
+    c[0] = (base_chain){drpo__v4_set1(-DBL_MAX), zero, drpo__v4_set1(DBL_MAX), none};
+    c[1] = c[0];
+    base_shared sh = {zero, zero, none, none};
+    /* the blocks' sums, compensated: the base's and its moment's */
+    drpo_v4d ks = zero, kc = zero, ms = zero, mc = zero;
     size_t i = 0, vec_end = n - n % 8;
-    while (i < vec_end) { /* blocks of 256, two chains of four */
+    while (i < vec_end) { /* blocks of 256 */
         size_t end = i + 256 < vec_end ? i + 256 : vec_end;
-        c0.block = c1.block = zero;
-        for (; i < end; i += 8) {
-            base_group(loss, base, i, &c0);
-            base_group(loss, base, i + 4, &c1);
-        }
-        drpo__v4_ksum_add(&ks, &kc, c0.block + c1.block);
+        sh.block = sh.moment = zero;
+        for (; i < end; i += 8)
+            base_eight(loss, base, i, origin, masked, c, &sh);
+        drpo__v4_ksum_add(&ks, &kc, sh.block);
+        drpo__v4_ksum_add(&ms, &mc, sh.moment);
     }
-    drpo_base_scan r = {-DBL_MAX, 0.0, 0.0, 1};
-    drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
+    drpo_base_scan r = {-DBL_MAX, DBL_MAX, 0.0, 0.0, 0.0, 0.0, 0, 1, 0};
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 4; l++) {
+            r.l_max = fmax(r.l_max, c[h].l_max[l]);
+            r.l_min = fmin(r.l_min, c[h].l_min[l]);
+        }
     for (int l = 0; l < 4; l++) {
-        r.l_max = fmax(r.l_max, fmax(c0.l_max[l], c1.l_max[l]));
-        r.mag = fmax(r.mag, fmax(c0.mag[l], c1.mag[l]));
-        r.ok &= c0.ok[l] && c1.ok[l];
+        r.ok &= sh.negative[l] == 0;
+        r.off_support |= sh.off[l] != 0;
     }
-    for (; i < n; i++) { /* the last n mod 8 */
-        double l = loss[i], b = base[i];
-        r.ok &= isfinite(l) && isfinite(b) && b >= 0.0;
-        drpo__ksum_add(&sum, b);
-        if (b != 0.0) {
-            r.l_max = l > r.l_max ? l : r.l_max;
-            r.mag = fabs(l) > r.mag ? fabs(l) : r.mag;
-        }
-    }
+    for (int h = 0; h < 2; h++) /* the mass at the largest loss, lane by lane */
+        for (int l = 0; l < 4; l++)
+            if (c[h].l_max[l] == r.l_max) {
+                r.p_top += c[h].at_max[l];
+                r.tied += (size_t)c[h].tied[l];
+            }
+    drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
+    drpo_ksum moment = {drpo__v4_ksum_total(ms, mc), 0.0};
+    for (; i < n; i++) /* the last n mod 8 */
+        base_unit(loss[i], base[i], loss[0], &r, &sum, &moment);
     r.sum = drpo__ksum_value(&sum);
+    r.moment = drpo__ksum_value(&moment);
+    r.ok &= isfinite(r.sum) && isfinite(r.moment);
+    r.mag = fmax(fabs(r.l_max), fabs(r.l_min));
     return r;
 }
 
 DRPO__KERNEL_DISPATCH(drpo_base_scan, base_scan,
                       (size_t n, const double *loss, const double *base), (n, loss, base),
-                      base_scan_body(n, loss, base))
+                      base_scan_body(n, loss, base, 0))
+DRPO__KERNEL_DISPATCH(drpo_base_scan, base_scan_masked,
+                      (size_t n, const double *loss, const double *base), (n, loss, base),
+                      base_scan_body(n, loss, base, 1))
 
 drpo_base_scan drpo__scan_base(size_t n, const double *loss, const double *base)
 {
-    return base_scan(n, loss, base);
+    drpo_base_scan r = base_scan(n, loss, base);
+    /* an entry <= 0 (rare: a caller's mask) may put units off the support,
+     * which must not count in the range: once more, each unit tested */
+    return r.off_support ? base_scan_masked(n, loss, base) : r;
 }
 
 /* ---- the support in gap space ------------------------------------------ */

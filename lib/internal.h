@@ -227,12 +227,18 @@ drpo_loss_scan drpo__scan_losses(size_t n, const double *loss);
  * n), those >= x1 counted. */
 drpo_loss_scan drpo__scan_window(size_t n, const double *loss, double x0, double x1, double *kept);
 
-/* A caller's base (base.c): the check and the range of the losses on its
- * support (base > 0), in one vectorised pass. */
+/* A caller's base (base.c): the check, the range of the losses on its
+ * support (base > 0) and what a solve in place needs of it, in one
+ * vectorised pass. */
 typedef struct drpo_base_scan {
-    double l_max, mag; /* the largest loss and |loss| on the support */
-    double sum;        /* of the base, compensated across blocks */
-    int ok;            /* every loss finite, every base entry finite and >= 0 */
+    double l_max, l_min, mag; /* the largest, least and largest |loss| on the support */
+    double p_top;             /* the base's mass at l_max (tied units of it) */
+    double sum;               /* of the base, compensated across blocks */
+    double moment;            /* sum base (loss - loss[0]), compensated across blocks */
+    size_t tied;
+    int ok;          /* 1: every loss finite, every base entry finite and >= 0;
+                      * 0: perhaps not (or the sums overflowed) */
+    int off_support; /* some base entry is 0 */
 } drpo_base_scan;
 drpo_base_scan drpo__scan_base(size_t n, const double *loss, const double *base);
 /* The support in gap space, in order: d = top - loss * down and p = base /

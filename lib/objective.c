@@ -267,6 +267,7 @@ static drpo_status reserve(drpo_objective *obj, size_t n)
 typedef struct loss_range {
     double max, mag; /* largest loss and largest |loss| where base > 0 */
     drpo_loss_scan scan; /* uniform base: the whole scan */
+    drpo_base_scan base; /* any other base: its scan */
     int uniform;         /* the base given is n copies of 1/n */
     int windowed;        /* uniform base: the scan took the set's first window */
     drpo_loss_window window;
@@ -322,11 +323,11 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
         l_max = r->scan.max;
         mag = fmax(fabs(r->scan.max), fabs(r->scan.min));
     } else {
-        drpo_base_scan bs = drpo__scan_base(n, loss, base);
-        bad = !bs.ok;
-        s = bs.sum;
-        l_max = bs.l_max;
-        mag = bs.mag;
+        r->base = drpo__scan_base(n, loss, base);
+        bad = !r->base.ok;
+        s = r->base.sum;
+        l_max = r->base.l_max;
+        mag = r->base.mag;
     }
     if (bad) { /* find the first culprit for the message */
         for (size_t i = 0; i < n; i++)
@@ -467,34 +468,48 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     pb.uniform = 0;
     pb.pu = pu;
     pb.first = NULL;
-    if (!base && fast) { /* the common case: the gaps are the losses, mapped on the fly */
-        const drpo_loss_scan *sc = &range.scan;
+    /* a base on every unit, summing to 1 up to rounding (the trainer's
+     * when prompts have different numbers of pairs), solved in place too:
+     * no copy of the support, the scan's sums give what the copy's did */
+    const drpo_base_scan *bs = &range.base;
+    int in_place = fast && (!base || (base_sum == 1.0 && !bs->off_support &&
+                                      isfinite(bs->moment)));
+    if (in_place) { /* the common case: the gaps are the losses, mapped on the fly */
         pb.x = loss;
         pb.top = top;
         pb.down = down;
-        pb.uniform = 1;
-        pb.first = range.windowed ? &range.window : NULL;
         m = n;
-        tied = (size_t)sc->at_max;
-        p_top = sc->at_max * pu;
-        d_max = top - sc->min * down;
-        /* sum d_j = sum (top - l_0 2^-e) - (l_j - l_0) 2^-e: both parts of the
-         * size of the spread, so nearly equal losses lose no digits; when
-         * the unscaled sum overflowed (losses near 2^1021), one more pass */
-        if (isfinite(sc->shifted_sum)) {
-            mean_d = (top - loss[0] * down) - sc->shifted_sum * pu * down;
+        /* sum p d_j = sum p (top - l_0 2^-e) - p (l_j - l_0) 2^-e: both parts
+         * of the size of the spread, so nearly equal losses lose no digits;
+         * when the unscaled sum overflowed (losses near 2^1021), one more
+         * pass (a uniform base; another base takes the copy) */
+        if (base) {
+            tied = bs->tied;
+            p_top = bs->p_top;
+            d_max = top - bs->l_min * down;
+            mean_d = (top - loss[0] * down) * bs->sum - bs->moment * down;
         } else {
-            drpo_bsum sum = {{0.0, 0.0}, 0.0, 0};
-            for (size_t i = 0; i < n; i++)
-                drpo__bsum_add(&sum, top - loss[i] * down);
-            mean_d = drpo__bsum_value(&sum) * pu;
+            const drpo_loss_scan *sc = &range.scan;
+            pb.uniform = 1;
+            pb.first = range.windowed ? &range.window : NULL;
+            tied = (size_t)sc->at_max;
+            p_top = sc->at_max * pu;
+            d_max = top - sc->min * down;
+            if (isfinite(sc->shifted_sum)) {
+                mean_d = (top - loss[0] * down) - sc->shifted_sum * pu * down;
+            } else {
+                drpo_bsum sum = {{0.0, 0.0}, 0.0, 0};
+                for (size_t i = 0; i < n; i++)
+                    drpo__bsum_add(&sum, top - loss[i] * down);
+                mean_d = drpo__bsum_value(&sum) * pu;
+            }
         }
         mean_d = mean_d < 0.0 ? 0.0 : mean_d > d_max ? d_max : mean_d;
     } else { /* the gaps written out, on the support */
         pb.x = dd;
         pb.top = 0.0;
         pb.down = -1.0;
-        if (fast) { /* (so a base) */
+        if (fast) { /* (so a base, with zeros or summing to 1 within 1e-9 only) */
             drpo_support sp = drpo__base_support(n, loss, base, base_sum, top, down, dd, pp);
             m = sp.m;
             tied = sp.tied;
@@ -521,7 +536,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
     if (tied == m) /* all losses equal: exactly, whatever the base sums to in floating point */
         p_top = 1.0;
     pb.m = m;
-    pb.p = pb.uniform ? NULL : obj->p;
+    pb.p = pb.uniform ? NULL : in_place ? base : obj->p;
     pb.p_top = p_top;
     pb.mean_d = mean_d;
     pb.d_max = d_max;
@@ -567,7 +582,7 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
         if (pb.uniform) /* the divergences take the base as an array */
             for (size_t j = 0; j < m; j++)
                 pp[j] = pu;
-        divergence = obj->ops->divergence(m, q, pp);
+        divergence = obj->ops->divergence(m, q, pb.uniform ? pp : pb.p);
     }
 
     /* commit: outputs and diagnostics */

@@ -488,6 +488,18 @@ static void diag_case(tu_rng *r, const tu_form *f, double prm, const ob_case *c)
 START_TEST(test_diagnostics) { for_cases(106, 25, MAXN, -1, diag_case); }
 END_TEST
 
+/* Every set and form over a caller's base, with the radii past the argmax
+ * set's reach (KL 50, TV 0.9999, chi-square 10^6) last. */
+static const struct {
+    int32_t set, key;
+    double prm;
+} base_forms[] = {
+    {DRPO_SET_KL, DRPO_PARAM_RADIUS, 0.3},    {DRPO_SET_KL, DRPO_PARAM_PENALTY, 0.7},
+    {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 0.5},  {DRPO_SET_CHI2, DRPO_PARAM_PENALTY, 0.4},
+    {DRPO_SET_CVAR, DRPO_PARAM_LEVEL, 0.2},   {DRPO_SET_TV, DRPO_PARAM_RADIUS, 0.2},
+    {DRPO_SET_TV, DRPO_PARAM_PENALTY, 0.6},   {DRPO_SET_KL, DRPO_PARAM_RADIUS, 50.0},
+    {DRPO_SET_TV, DRPO_PARAM_RADIUS, 0.9999}, {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 1e6}};
+
 /* A base with zeros solves as the same problem without those units, bit for
  * bit, when the base sums to exactly 1 (dyadic masses: no renormalisation
  * to round differently): the compaction to the support (four units at a
@@ -497,13 +509,6 @@ END_TEST
 START_TEST(test_support_compaction)
 {
     enum { N = 1037 };
-    static const struct {
-        int32_t set, key;
-        double prm;
-    } forms[] = {{DRPO_SET_KL, DRPO_PARAM_RADIUS, 0.3},    {DRPO_SET_KL, DRPO_PARAM_PENALTY, 0.7},
-                 {DRPO_SET_CHI2, DRPO_PARAM_RADIUS, 0.5},  {DRPO_SET_CHI2, DRPO_PARAM_PENALTY, 0.4},
-                 {DRPO_SET_CVAR, DRPO_PARAM_LEVEL, 0.2},   {DRPO_SET_TV, DRPO_PARAM_RADIUS, 0.2},
-                 {DRPO_SET_TV, DRPO_PARAM_PENALTY, 0.6}};
     tu_rng r;
     tu_rng_seed(&r, 402);
     double *l = malloc(N * sizeof *l), *b = malloc(N * sizeof *b), *q = malloc(N * sizeof *q);
@@ -531,20 +536,20 @@ START_TEST(test_support_compaction)
             bc[m++] = b[i];
         }
     ck_assert(m < N - N / 8);
-    for (size_t k = 0; k < sizeof forms / sizeof forms[0]; k++) {
+    for (size_t k = 0; k < sizeof base_forms / sizeof base_forms[0]; k++) {
         drpo_objective *o;
-        ck_assert_int_eq(drpo_objective_create(&o, forms[k].set), DRPO_OK);
-        ck_assert_int_eq(drpo_objective_set(o, forms[k].key, forms[k].prm), DRPO_OK);
+        ck_assert_int_eq(drpo_objective_create(&o, base_forms[k].set), DRPO_OK);
+        ck_assert_int_eq(drpo_objective_set(o, base_forms[k].key, base_forms[k].prm), DRPO_OK);
         double v, vc;
         ck_assert_int_eq(drpo_objective_solve(o, N, l, b, q, &v), DRPO_OK);
         ck_assert_int_eq(drpo_objective_solve(o, m, lc, bc, qc, &vc), DRPO_OK);
         ck_assert_msg(memcmp(&v, &vc, sizeof v) == 0, "set %d: value %.17g, compacted %.17g",
-                      (int)forms[k].set, v, vc);
+                      (int)base_forms[k].set, v, vc);
         for (size_t i = 0, j = 0; i < N; i++) {
             double want = b[i] != 0.0 ? qc[j++] : 0.0;
             ck_assert_msg(memcmp(&q[i], &want, sizeof want) == 0,
-                          "set %d: q[%zu] = %.17g, compacted %.17g", (int)forms[k].set, i, q[i],
-                          want);
+                          "set %d: q[%zu] = %.17g, compacted %.17g", (int)base_forms[k].set, i,
+                          q[i], want);
         }
         drpo_objective_free(o);
     }
@@ -557,6 +562,86 @@ START_TEST(test_support_compaction)
 }
 END_TEST
 
+/* A base on every unit that sums to 1 up to rounding (the trainer's when
+ * prompts have different numbers of pairs) is solved in place: the scan's
+ * lane sums stand in for the copy's (the mass and count at the largest loss,
+ * the least loss, the mean).  The same problem with a unit of base 0
+ * appended goes through the copy instead: every set and form must agree to
+ * rounding.  1037 units (blocks, both chains, a tail) of general masses;
+ * the largest loss tied in several lanes and in the tail; lanes whose own
+ * maximum is lower; a lane whose lower maximum was tied twice before the
+ * largest replaced it; then again with a unique largest loss in the tail.
+ * The radii past the argmax set's reach put the weights on it in
+ * proportion to the base, checked against its mass summed here. */
+START_TEST(test_base_in_place)
+{
+    enum { N = 1037 };
+    tu_rng r;
+    tu_rng_seed(&r, 1037);
+    double *l = malloc((N + 1) * sizeof *l), *b = malloc((N + 1) * sizeof *b);
+    double *q = malloc(N * sizeof *q), *qc = malloc((N + 1) * sizeof *qc);
+    ck_assert(l && b && q && qc);
+    double total = 0.0;
+    for (size_t i = 0; i < N; i++) {
+        l[i] = 2.0 * tu_unif(&r) - 1.0 + 1e-3 * tu_unif(&r);
+        b[i] = 1.0 + (double)tu_below(&r, 4);
+        total += b[i];
+    }
+    for (size_t i = 0; i < N; i++)
+        b[i] /= total;
+    /* unit i is in chain (i / 4) mod 2, lane i mod 4: lane i mod 8 of eight */
+    static const size_t top[] = {13, 19, 100, 518, 1033, 1036}, lower[] = {3, 7, 11};
+    for (size_t k = 0; k < sizeof top / sizeof top[0]; k++)
+        l[top[k]] = 1.5;
+    for (size_t k = 0; k < sizeof lower / sizeof lower[0]; k++)
+        l[lower[k]] = 1.25;
+    l[2] = 1.125;
+    l[N] = 0.0; /* the copy's unit off the support */
+    b[N] = 0.0;
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant == 1)
+            l[1035] = 2.0; /* the largest, alone, in the tail */
+        double lmax = tu_max_loss(N, l, b), ptop = tu_top_mass(N, l, b);
+        for (size_t k = 0; k < sizeof base_forms / sizeof base_forms[0]; k++) {
+            drpo_objective *o;
+            ck_assert_int_eq(drpo_objective_create(&o, base_forms[k].set), DRPO_OK);
+            ck_assert_int_eq(drpo_objective_set(o, base_forms[k].key, base_forms[k].prm), DRPO_OK);
+            double v, vc, mean, meanc, degenerate, degeneratec;
+            ck_assert_int_eq(drpo_objective_solve(o, N, l, b, q, &v), DRPO_OK);
+            ck_assert_int_eq(drpo_objective_diag(o, DRPO_DIAG_MEAN, &mean), DRPO_OK);
+            ck_assert_int_eq(drpo_objective_diag(o, DRPO_DIAG_DEGENERATE, &degenerate), DRPO_OK);
+            ck_assert_int_eq(drpo_objective_solve(o, N + 1, l, b, qc, &vc), DRPO_OK);
+            ck_assert_int_eq(drpo_objective_diag(o, DRPO_DIAG_MEAN, &meanc), DRPO_OK);
+            ck_assert_int_eq(drpo_objective_diag(o, DRPO_DIAG_DEGENERATE, &degeneratec), DRPO_OK);
+            ck_assert_msg(fabs(v - vc) <= 1e-14, "variant %d, form %zu: value %.17g, copied %.17g",
+                          variant, k, v, vc);
+            ck_assert_msg(fabs(mean - meanc) <= 1e-14, "variant %d: mean %.17g, copied %.17g",
+                          variant, mean, meanc);
+            int on_top = base_forms[k].prm >= 50.0 ||
+                         (base_forms[k].set == DRPO_SET_TV && base_forms[k].prm >= 1.0 - ptop);
+            ck_assert_msg(degenerate == (double)on_top && degeneratec == degenerate,
+                          "variant %d, form %zu: degenerate %g, copied %g", variant, k,
+                          degenerate, degeneratec);
+            if (on_top)
+                ck_assert_msg(v == lmax, "variant %d, form %zu: value %.17g, max %.17g", variant,
+                              k, v, lmax);
+            ck_assert(qc[N] == 0.0);
+            for (size_t i = 0; i < N; i++) {
+                double want = on_top ? (l[i] == lmax ? b[i] / ptop : 0.0) : qc[i];
+                ck_assert_msg(fabs(q[i] - want) <= 1e-14 * (q[i] + want),
+                              "variant %d, form %zu: q[%zu] = %.17g, want %.17g", variant, k, i,
+                              q[i], want);
+            }
+            drpo_objective_free(o);
+        }
+    }
+    free(l);
+    free(b);
+    free(q);
+    free(qc);
+}
+END_TEST
+
 Suite *suite_objective(void)
 {
     Suite *s = suite_create("objective");
@@ -565,6 +650,7 @@ Suite *suite_objective(void)
     tcase_add_test(tc, test_shift);
     tcase_add_test(tc, test_uniform_base);
     tcase_add_test(tc, test_support_compaction);
+    tcase_add_test(tc, test_base_in_place);
     tcase_add_test(tc, test_permutation);
     tcase_add_test(tc, test_scale);
     suite_add_tcase(s, tc);
