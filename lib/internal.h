@@ -124,13 +124,14 @@ typedef struct drpo_qrule {
     double scale;    /* the normaliser */
     int unnormalised; /* scale is not the normaliser (a degenerate piece): q is
                          renormalised afterwards, so written to scratch first */
-    /* STEP over a uniform base, a part of the value left to the pass (which
-     * reads every gap anyway): where value_excess (or value_deficit) is not
-     * 0 it sums p (d - t) over d > t, the excess (or p (t - d) over d < t, the
-     * deficit), and the solution's value gains that multiple of it.  With
-     * value_excess the pass also keeps the argmax units' indices: c_top
-     * grows by top_per_moved times the mass beyond t, not known before the
-     * pass either (TV penalty; 0 elsewhere) */
+    /* STEP, a part of the value left to the pass (which reads every gap
+     * anyway): where value_excess (or, over a uniform base only,
+     * value_deficit) is not 0 it sums p (d - t) over d > t, the excess (or
+     * p (t - d) over d < t, the deficit), and the solution's value gains
+     * that multiple of it.  With value_excess the pass also keeps the argmax
+     * units' indices: c_top grows by top_per_moved times the mass beyond t,
+     * not known before the pass either (TV penalty; 0 elsewhere).  Over a
+     * weighted base only TV measures (its divergence the absolute one). */
     double value_excess, value_deficit, top_per_moved;
 } drpo_qrule;
 

@@ -113,11 +113,11 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
     for (size_t i = 0; i < w.n; i++)
         b = i == 0 || win[i].d < b ? win[i].d : b;
     drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &b);
-    /* mass with d > b and d == b, and sum p (d - b)_+: with a uniform base the
-     * masses come from the window (every gap equal to b is in it) and the
-     * weights pass measures the excess; else one pass for all three */
+    /* mass with d > b and d == b, and sum p (d - b)_+: the masses come from
+     * the window (every gap equal to b is in it) and the weights pass
+     * measures the excess; without a window, one pass for all three */
     double above, at, excess = 0.0;
-    int from_window = pb->uniform && w.n > 0;
+    int from_window = w.n > 0;
     if (from_window) {
         drpo_ksum above_k = {w.above_mass, 0.0}, at_k = {0.0, 0.0};
         for (size_t i = 0; i < w.n; i++) {
@@ -153,17 +153,11 @@ static drpo_status tv_penalty(const drpo_problem *pb, drpo_solution *sol)
     sol->eta = 0.0; /* eta = l_max - lambda */
     sol->eta_lambda = 1.0;
     sol->iterations = 1;
-    if (pb->uniform) { /* the mass moved and its gain measured by the weights pass */
-        moved_rule(pb, sol, lambda, 1.0, 0.0);
-        sol->rule.value_excess = 1.0;
-        sol->rule.top_per_moved = 1.0 / pb->p_top;
-        sol->value = -pb->mean_d; /* + sum p (d - lambda)_+, added after the pass */
-        return DRPO_OK;
-    }
-    double moved, gain, at;
-    tail(pb, lambda, &moved, &gain, &at);
-    moved_rule(pb, sol, lambda, 1.0, moved);
-    sol->value = -pb->mean_d + gain; /* (<= 0: the objective clamps) */
+    /* the mass moved and its gain measured by the weights pass */
+    moved_rule(pb, sol, lambda, 1.0, 0.0);
+    sol->rule.value_excess = 1.0;
+    sol->rule.top_per_moved = 1.0 / pb->p_top;
+    sol->value = -pb->mean_d; /* + sum p (d - lambda)_+, added after the pass */
     return DRPO_OK;
 }
 

@@ -11,10 +11,32 @@
 
 #include <math.h>
 
-/* The running statistics of the pass, four lanes each. */
+/* The running statistics of the pass, four lanes each; where a step over
+ * a weighted base measures (see drpo_qrule.value_excess), the excess, the
+ * mass beyond t (compensated across blocks) and the argmax units' count. */
 typedef struct q_acc {
     drpo_v4d sum_s, sum_c, sum2, max, support, cmax, div;
+    drpo_v4d excess, moved_s, moved_c;
+    size_t tops;
 } q_acc;
+
+/* What a step pass sums beyond the weights' statistics (a constant after
+ * inlining: the passes are bound by their arithmetic, so each instance does
+ * only what its rules read): the excess and the argmax units' indices (TV:
+ * a deferred weight), or the deficit (CVaR over a uniform base). */
+enum { STEP_PLAIN, STEP_EXCESS, STEP_DEFICIT };
+
+/* The argmax units (gap 0) of x[start, end) appended to tops (pb->pairs:
+ * m indices fit, a pair is 16 bytes): a block that had one is looked at
+ * again rather than every group tested, as they are rare. */
+static size_t keep_tops(const drpo_problem *pb, size_t start, size_t end, size_t k)
+{
+    size_t *tops = (size_t *)pb->pairs;
+    for (size_t i = start; i < end; i++)
+        if (drpo__gap(pb, i) == 0.0)
+            tops[k++] = i;
+    return k;
+}
 
 /* Four weights' share of the statistics. */
 typedef struct q_part {
@@ -111,50 +133,101 @@ DRPO__INLINE void acc_add(q_acc *a, drpo_v4d *block, q_part x, q_part y)
     a->div += x.div + y.div;
 }
 
+/* Where a pass measures the excess: four units' share (masses p). */
+DRPO__INLINE void excess_lanes(drpo_v4d d, drpo_v4d p, const q_shape *r, drpo_v4d *excess,
+                               drpo_v4d *moved, drpo_v4i *tops)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0);
+    drpo_v4d pa = drpo__v4_select(d > r->t, p, zero);
+    *moved += pa;
+    *excess += pa * (d - r->t);
+    *tops |= d == zero;
+}
+
 /* The pass itself; `stream` a constant after inlining, so that the choice
  * of store is made once, not at every group (a branch there made GCC keep
- * the running values in memory). */
+ * the running values in memory).  `measure`: STEP_PLAIN or, over a weighted
+ * base, STEP_EXCESS (the argmax units' indices kept only where the rule
+ * defers their weight). */
 DRPO__INLINE q_acc q_pass(const drpo_problem *pb, const q_shape *r, double *out, int kind,
-                          int divergence, int uniform, int stream)
+                          int divergence, int uniform, int stream, int measure, int keep)
 {
     const double *x = pb->x, *pp = pb->p;
     const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
     const drpo_v4d pu = drpo__v4_set1(pb->pu), zero = drpo__v4_set1(0.0);
-    const drpo_v4i all = zero == zero;
+    const drpo_v4i all = zero == zero, no = {0, 0, 0, 0};
     const q_part none = {zero, zero, zero, zero, zero};
     size_t m = pb->m, j = 0;
-    q_acc a = {zero, zero, zero, zero, zero, zero, zero};
+    q_acc a = {zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, 0};
     while (j < m) { /* blocks of 256, the sums compensated across blocks */
-        drpo_v4d block = zero;
-        size_t end = j + 256 < m ? j + 256 : m;
+        drpo_v4d block = zero, moved = zero;
+        drpo_v4i tops = no;
+        size_t start = j, end = j + 256 < m ? j + 256 : m;
         for (; j + 8 <= end; j += 8) {
             drpo_v4d d0 = top - drpo__v4_load(x + j) * down;
             drpo_v4d d1 = top - drpo__v4_load(x + j + 4) * down;
-            q_part x0 = q_lanes(d0, uniform ? pu : drpo__v4_load(pp + j), all, r, kind,
-                                divergence, j, out, stream);
-            q_part x1 = q_lanes(d1, uniform ? pu : drpo__v4_load(pp + j + 4), all, r, kind,
-                                divergence, j + 4, out, stream);
+            drpo_v4d p0 = uniform ? pu : drpo__v4_load(pp + j);
+            drpo_v4d p1 = uniform ? pu : drpo__v4_load(pp + j + 4);
+            q_part x0 = q_lanes(d0, p0, all, r, kind, divergence, j, out, stream);
+            q_part x1 = q_lanes(d1, p1, all, r, kind, divergence, j + 4, out, stream);
             acc_add(&a, &block, x0, x1);
+            if (measure == STEP_EXCESS) {
+                excess_lanes(d0, p0, r, &a.excess, &moved, &tops);
+                excess_lanes(d1, p1, r, &a.excess, &moved, &tops);
+            }
         }
         for (; j < end; j += 4) { /* a group of four, then a padded one (no mass, gap 0) */
             drpo_v4d d, p;
             drpo_v4i real = drpo__v4_units(pb, j, end, uniform, 0, &d, &p);
             acc_add(&a, &block, q_lanes(d, p, real, r, kind, divergence, j, out, stream), none);
+            if (measure == STEP_EXCESS)
+                excess_lanes(d, p, r, &a.excess, &moved, &tops);
         }
         drpo__v4_ksum_add(&a.sum_s, &a.sum_c, block);
+        if (measure == STEP_EXCESS) {
+            drpo__v4_ksum_add(&a.moved_s, &a.moved_c, moved);
+            if (keep && drpo__v4_any(tops))
+                a.tops = keep_tops(pb, start, end, a.tops);
+        }
     }
     drpo__v4_stream_end(stream);
     return a;
 }
 
+/* The argmax units' weight, deferred by the rule until the mass beyond t
+ * was known: written over the pass's, whose share of the statistics is
+ * replaced by theirs. */
+static void deferred_tops(const drpo_problem *pb, const drpo_qrule *rule, double moved,
+                          size_t count, double *out, drpo_qstats *s)
+{
+    const size_t *tops = (const size_t *)pb->pairs;
+    double c = rule->c_top + rule->top_per_moved * moved, cn = c * rule->scale;
+    drpo_ksum sum = {s->sum, 0.0};
+    for (size_t i = 0; i < count; i++) {
+        double p = pb->p[tops[i]], was = out[tops[i]], q = (p * c) * rule->scale;
+        out[tops[i]] = q;
+        drpo__ksum_add(&sum, q - was);
+        s->sum2 += q * q - was * was;
+        s->max = q > s->max ? q : s->max;
+        if (rule->divergence == DRPO__DIV_ABS)
+            s->div += fabs(q - p) - fabs(was - p);
+    }
+    s->sum = drpo__ksum_value(&sum);
+    if (rule->divergence == DRPO__DIV_MAX_RATIO && count > 0)
+        s->max_ratio = cn > s->max_ratio ? cn : s->max_ratio;
+}
+
 DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, double *out,
-                                int kind, int divergence, int uniform)
+                                int kind, int divergence, int uniform, int measure)
 {
     const q_shape r = shape_of(rule);
-    q_acc a = drpo__stream_output(out, pb->m) ? q_pass(pb, &r, out, kind, divergence, uniform, 1)
-                                              : q_pass(pb, &r, out, kind, divergence, uniform, 0);
+    int keep = measure == STEP_EXCESS && rule->top_per_moved != 0.0;
+    q_acc a = drpo__stream_output(out, pb->m)
+                  ? q_pass(pb, &r, out, kind, divergence, uniform, 1, measure, keep)
+                  : q_pass(pb, &r, out, kind, divergence, uniform, 0, measure, keep);
     drpo_qstats s;
-    s.excess = s.deficit = 0.0;
+    s.excess = drpo__v4_hsum(a.excess);
+    s.deficit = 0.0;
     s.sum = drpo__v4_ksum_total(a.sum_s, a.sum_c);
     s.sum2 = drpo__v4_hsum(a.sum2);
     s.support = drpo__v4_hsum(a.support);
@@ -164,6 +237,8 @@ DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, 
         s.max = a.max[l] > s.max ? a.max[l] : s.max;
         s.max_ratio = a.cmax[l] > s.max_ratio ? a.cmax[l] : s.max_ratio;
     }
+    if (keep)
+        deferred_tops(pb, rule, drpo__v4_ksum_total(a.moved_s, a.moved_c), a.tops, out, &s);
     return s;
 }
 
@@ -251,12 +326,6 @@ typedef struct step_counts {
     size_t tops;              /* the argmax units' indices, kept in pb->pairs */
 } step_counts;
 
-/* What a pass sums beyond its counts (a constant after inlining: the pass
- * is bound by its arithmetic, so each instance does only what its rules
- * read): the excess and the argmax units' indices (TV: a deferred weight),
- * or the deficit (CVaR). */
-enum { STEP_PLAIN, STEP_EXCESS, STEP_DEFICIT };
-
 DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
                                    int measure)
 {
@@ -287,12 +356,8 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
             if (measure == STEP_DEFICIT)
                 c.deficit += drpo__v4_select(lt, vt - d, zero);
         }
-        /* the argmax units' indices: rare, so a block that had one is looked
-         * at again rather than every group tested */
         if (measure == STEP_EXCESS && drpo__v4_any(c.zero != zero_before))
-            for (size_t i = start; i < j; i++)
-                if (drpo__gap(pb, i) == 0.0)
-                    tops[c.tops++] = i;
+            c.tops = keep_tops(pb, start, j, c.tops);
     }
     for (; j < m; j++) {
         double d = drpo__gap(pb, j);
@@ -373,7 +438,7 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
 #define Q_KERNEL(name, kind, divergence, uniform)                                             \
     DRPO__KERNEL_DISPATCH(drpo_qstats, name,                                                  \
                           (const drpo_problem *pb, const drpo_qrule *r, double *out),         \
-                          (pb, r, out), q_body(pb, r, out, kind, divergence, uniform))
+                          (pb, r, out), q_body(pb, r, out, kind, divergence, uniform, STEP_PLAIN))
 Q_KERNEL(q_step_w_none, DRPO__Q_STEP, DRPO__DIV_NONE, 0)
 Q_KERNEL(q_step_w_ratio, DRPO__Q_STEP, DRPO__DIV_MAX_RATIO, 0)
 Q_KERNEL(q_step_w_abs, DRPO__Q_STEP, DRPO__DIV_ABS, 0)
@@ -386,9 +451,16 @@ Q_KERNEL(q_exp_w, DRPO__Q_EXP, DRPO__DIV_NONE, 0)
 Q_KERNEL(q_exp_precise_u, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 1)
 Q_KERNEL(q_exp_precise_w, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 0)
 Q_KERNEL(q_stored, DRPO__Q_STORED, DRPO__DIV_NONE, 1)
+DRPO__KERNEL_DISPATCH(drpo_qstats, q_step_w_abs_excess,
+                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
+                      q_body(pb, r, out, DRPO__Q_STEP, DRPO__DIV_ABS, 0, STEP_EXCESS))
 
+/* A step over a weighted base.  Only TV's rules measure the excess (and
+ * its divergence is the absolute one). */
 static drpo_qstats q_step_w(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
+    if (r->value_excess != 0.0 && r->divergence == DRPO__DIV_ABS)
+        return q_step_w_abs_excess(pb, r, out);
     switch (r->divergence) {
     case DRPO__DIV_MAX_RATIO: return q_step_w_ratio(pb, r, out);
     case DRPO__DIV_ABS: return q_step_w_abs(pb, r, out);
