@@ -195,13 +195,13 @@ DRPO__INLINE q_acc q_pass(const drpo_problem *pb, const q_shape *r, double *out,
 }
 
 /* The argmax units' weight, deferred by the rule until the mass beyond t
- * was known: written over the pass's, whose share of the statistics is
- * replaced by theirs. */
+ * was known: written over the pass's, whose share of the statistics (the
+ * absolute divergence's: TV's rules alone defer) is replaced by theirs. */
 static void deferred_tops(const drpo_problem *pb, const drpo_qrule *rule, double moved,
                           size_t count, double *out, drpo_qstats *s)
 {
     const size_t *tops = (const size_t *)pb->pairs;
-    double c = rule->c_top + rule->top_per_moved * moved, cn = c * rule->scale;
+    double c = rule->c_top + rule->top_per_moved * moved;
     drpo_ksum sum = {s->sum, 0.0};
     for (size_t i = 0; i < count; i++) {
         double p = pb->p[tops[i]], was = out[tops[i]], q = (p * c) * rule->scale;
@@ -209,12 +209,9 @@ static void deferred_tops(const drpo_problem *pb, const drpo_qrule *rule, double
         drpo__ksum_add(&sum, q - was);
         s->sum2 += q * q - was * was;
         s->max = q > s->max ? q : s->max;
-        if (rule->divergence == DRPO__DIV_ABS)
-            s->div += fabs(q - p) - fabs(was - p);
+        s->div += fabs(q - p) - fabs(was - p);
     }
     s->sum = drpo__ksum_value(&sum);
-    if (rule->divergence == DRPO__DIV_MAX_RATIO && count > 0)
-        s->max_ratio = cn > s->max_ratio ? cn : s->max_ratio;
 }
 
 DRPO__INLINE drpo_qstats q_body(const drpo_problem *pb, const drpo_qrule *rule, double *out,
