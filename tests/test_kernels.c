@@ -152,6 +152,9 @@ Suite *suite_kernels(void)
 {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("special functions");
+    /* (Check's default is 4 s a test: under ASan, beside CI's valgrind runs,
+     * the 400000 exponentials against libm's took longer) */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_exp_accuracy);
     tcase_add_test(tc, test_instances_agree);
     tcase_add_test(tc, test_mask_compress);
