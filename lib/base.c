@@ -110,8 +110,14 @@ DRPO__INLINE drpo_base_scan base_scan_body(size_t n, const double *loss, const d
             base_eight(loss, base, i, origin, masked, c, &sh);
         drpo__v4_ksum_add(&ks, &kc, sh.block);
         drpo__v4_ksum_add(&ms, &mc, sh.moment);
+        if (!masked && drpo__v4_any(sh.off))
+            break; /* the masked scan starts again: this one would be wasted */
     }
-    drpo_base_scan r = {-DBL_MAX, DBL_MAX, 0.0, 0.0, 0.0, 0.0, 0, 1, 0};
+    drpo_base_scan r = {-DBL_MAX, DBL_MAX, 0.0, 0.0, 0.0, 0, 1, 0};
+    if (!masked && drpo__v4_any(sh.off)) {
+        r.off_support = 1;
+        return r;
+    }
     for (int h = 0; h < 2; h++)
         for (int l = 0; l < 4; l++) {
             r.l_max = fmax(r.l_max, c[h].l_max[l]);
@@ -134,7 +140,6 @@ DRPO__INLINE drpo_base_scan base_scan_body(size_t n, const double *loss, const d
     r.sum = drpo__ksum_value(&sum);
     r.moment = drpo__ksum_value(&moment);
     r.ok &= isfinite(r.sum) && isfinite(r.moment);
-    r.mag = fmax(fabs(r.l_max), fabs(r.l_min));
     return r;
 }
 
@@ -149,7 +154,8 @@ drpo_base_scan drpo__scan_base(size_t n, const double *loss, const double *base)
 {
     drpo_base_scan r = base_scan(n, loss, base);
     /* an entry <= 0 (rare: a caller's mask) may put units off the support,
-     * which must not count in the range: once more, each unit tested */
+     * which must not count in the range: from the start, each unit tested
+     * (the unmasked scan stopped at the block that met it) */
     return r.off_support ? base_scan_masked(n, loss, base) : r;
 }
 

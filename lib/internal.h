@@ -232,13 +232,14 @@ drpo_loss_scan drpo__scan_window(size_t n, const double *loss, double x0, double
  * support (base > 0) and what a solve in place needs of it, in one
  * vectorised pass. */
 typedef struct drpo_base_scan {
-    double l_max, l_min, mag; /* the largest, least and largest |loss| on the support */
+    double l_max, l_min; /* the largest and least loss on the support */
     double p_top;             /* the base's mass at l_max (tied units of it) */
     double sum;               /* of the base, compensated across blocks */
     double moment;            /* sum base (loss - loss[0]), compensated across blocks */
     size_t tied;
     int ok;          /* 1: every loss finite, every base entry finite and >= 0;
-                      * 0: perhaps not (or the sums overflowed) */
+                      * 0: perhaps not (or the sums overflowed: only possible
+                      * with losses past 2^1022 or a base far from sum 1) */
     int off_support; /* some base entry is 0 */
 } drpo_base_scan;
 drpo_base_scan drpo__scan_base(size_t n, const double *loss, const double *base);

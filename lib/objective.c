@@ -327,7 +327,7 @@ static drpo_status check_inputs(drpo_objective *obj, size_t n, const double *los
         bad = !r->base.ok;
         s = r->base.sum;
         l_max = r->base.l_max;
-        mag = r->base.mag;
+        mag = fmax(fabs(r->base.l_max), fabs(r->base.l_min));
     }
     if (bad) { /* find the first culprit for the message */
         for (size_t i = 0; i < n; i++)
@@ -472,17 +472,17 @@ drpo_status drpo_objective_solve(drpo_objective *obj, size_t n, const double *lo
      * when prompts have different numbers of pairs), solved in place too:
      * no copy of the support, the scan's sums give what the copy's did */
     const drpo_base_scan *bs = &range.base;
-    int in_place = fast && (!base || (base_sum == 1.0 && !bs->off_support &&
-                                      isfinite(bs->moment)));
+    int in_place = fast && (!base || (base_sum == 1.0 && !bs->off_support));
     if (in_place) { /* the common case: the gaps are the losses, mapped on the fly */
         pb.x = loss;
         pb.top = top;
         pb.down = down;
         m = n;
         /* sum p d_j = sum p (top - l_0 2^-e) - p (l_j - l_0) 2^-e: both parts
-         * of the size of the spread, so nearly equal losses lose no digits;
-         * when the unscaled sum overflowed (losses near 2^1021), one more
-         * pass (a uniform base; another base takes the copy) */
+         * of the size of the spread, so nearly equal losses lose no digits.
+         * A base's moment is finite here (|l_j - l_0| < 2^1022, the base
+         * sums to 1); a uniform scan's unscaled sum may overflow (losses
+         * near 2^1021): then one more pass */
         if (base) {
             tied = bs->tied;
             p_top = bs->p_top;
