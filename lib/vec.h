@@ -1,15 +1,15 @@
-/* vec.h - four-lane double arithmetic written once, run as AVX2 where the
- * CPU has it and as baseline SSE2 elsewhere (internal).
+/* vec.h - four-lane double arithmetic written once, run as AVX-512 or AVX2
+ * where the CPU has it and as baseline SSE2 elsewhere (internal).
  *
  * A kernel's body is an always-inline function over drpo_v4d (GCC's vector
- * extensions); DRPO__KERNEL_DISPATCH instantiates it under target("avx2") and
- * under the baseline and picks one per call.  Both instances perform the same
- * IEEE operations in the same order (no FMA: neither target has it, and the
- * library is built with -ffp-contract=off), so the result does not depend on
- * which one ran.  Vectors cross no call between the instances (the two
- * targets pass them differently): every function taking or returning one is
- * always inlined, and the instances take pointers and return structs that
- * both targets return in memory. */
+ * extensions); DRPO__KERNEL_DISPATCH instantiates it under target("avx512f,
+ * avx512dq,avx512vl"), target("avx2") and the baseline and picks one per
+ * call.  All instances perform the same IEEE operations in the same order
+ * (no FMA: the library is built with -ffp-contract=off and calls no fma),
+ * so the result does not depend on which one ran.  Vectors cross no call
+ * between the instances (the targets pass them differently): every function
+ * taking or returning one is always inlined, and the instances take
+ * pointers and return structs that every target returns in memory. */
 #ifndef DRPO_VEC_H
 #define DRPO_VEC_H
 
@@ -232,6 +232,30 @@ static inline int drpo__cpu_avx2(void)
 #define DRPO__NARROW_INSTANCES(ret, name, params, body_call)                                 \
     __attribute__((target("avx2"))) static ret name##_avx2 params { return body_call; }       \
     static ret name##_base params { return body_call; }
+#endif
+
+/* AVX-512 (GCC only: see DRPO__KERNEL_DISPATCH_WIDE) gives a four-lane
+ * kernel 32 vector registers and mask registers for its comparisons and
+ * selects: the kernels that keep many running values (the base's scan:
+ * maxima with their tied mass, minima, compensated sums, in two chains)
+ * spill in AVX2's 16.  Same operations, so the same results. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DRPO__HAVE_AVX512_CLONE 1
+#include <immintrin.h>
+
+#define DRPO__WIDE __attribute__((target("avx512f,avx512dq,avx512vl")))
+
+static inline int drpo__cpu_avx512(void)
+{
+    __builtin_cpu_init(); /* (libgcc also checks that the OS saves the zmm state) */
+    return DRPO_ISA_MAX >= 2 && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
+/* Every kernel has an AVX-512 instance: see DRPO__KERNEL_DISPATCH_WIDE. */
+#define DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)                             \
+    DRPO__KERNEL_DISPATCH_WIDE(ret, name, params, args, body_call, body_call)
+#elif defined(DRPO__HAVE_AVX2_CLONE)
 #define DRPO__KERNEL_DISPATCH(ret, name, params, args, body_call)                             \
     DRPO__NARROW_INSTANCES(ret, name, params, body_call)                                      \
     static ret name params { return drpo__cpu_avx2() ? name##_avx2 args : name##_base args; }
@@ -248,19 +272,7 @@ static inline int drpo__cpu_avx2(void)
  * a wide instance inlines the four-lane helpers, which take vectors by
  * value, and clang rejects such a call between targets even where it is
  * inlined (a clang build runs the AVX2 instance). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DRPO__HAVE_AVX512_CLONE 1
-#include <immintrin.h>
-
-#define DRPO__WIDE __attribute__((target("avx512f,avx512dq")))
-
-static inline int drpo__cpu_avx512(void)
-{
-    __builtin_cpu_init(); /* (libgcc also checks that the OS saves the zmm state) */
-    return DRPO_ISA_MAX >= 2 && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512dq");
-}
-
+#ifdef DRPO__HAVE_AVX512_CLONE
 typedef double drpo_v8d __attribute__((vector_size(64)));
 typedef int64_t drpo_v8i __attribute__((vector_size(64)));
 typedef uint64_t drpo_v8u __attribute__((vector_size(64)));
@@ -311,8 +323,8 @@ DRPO__WIDE DRPO__INLINE drpo_v8d drpo__v8_exp2_32(drpo_v8u j)
 #define VEC_TABLE(j) drpo__v8_exp2_32(j)
 #include "vec_exp.h"
 
-/* A kernel with a wide instance: body_call runs on four lanes (AVX2 and
- * baseline), wide_call on eight where the CPU has AVX-512. */
+/* A kernel's three instances: body_call on AVX2 and the baseline, wide_call
+ * where the CPU has AVX-512 (on eight lanes, or body_call itself). */
 #define DRPO__KERNEL_DISPATCH_WIDE(ret, name, params, args, body_call, wide_call)            \
     DRPO__WIDE static ret name##_avx512 params { return wide_call; }                          \
     DRPO__NARROW_INSTANCES(ret, name, params, body_call)                                      \

@@ -29,6 +29,7 @@ int main(void)
         suite_selection,
         suite_kl_pass,
         suite_scan,
+        suite_base_scan,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

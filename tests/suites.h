@@ -26,5 +26,6 @@ Suite *suite_kernels(void);
 Suite *suite_selection(void);
 Suite *suite_kl_pass(void);
 Suite *suite_scan(void);
+Suite *suite_base_scan(void);
 
 #endif

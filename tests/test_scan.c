@@ -1,6 +1,6 @@
 /* test_scan.c - the input scan (lib/scan.c, compiled into this test to
- * reach its instances): the window's scan on AVX2 and on the baseline
- * return the same bits, and both match a plain loop: range, ties at the
+ * reach its instances): the window's scan on AVX-512, AVX2 and the
+ * baseline return the same bits, and both match a plain loop: range, ties at the
  * maximum, the losses kept in (x0, x1) in order and those counted from x1
  * up. */
 #include "check_util.h"
@@ -58,15 +58,20 @@ START_TEST(test_scan_window_instances)
     static const size_t lengths[] = {1,   2,   7,   8,   9,   15,  16,   17,   255,
                                      256, 257, 263, 264, 511, 513, 2000, 9000, 20000};
     const size_t cap = 20000;
-    double *x = malloc(cap * sizeof *x), *kept[3]; /* the instances', the reference's */
-    for (int i = 0; i < 3; i++)
+    enum { INSTANCES = 3 }; /* the baseline first: the others must give its bits */
+    double *x = malloc(cap * sizeof *x), *kept[INSTANCES + 1]; /* and the reference's */
+    for (int i = 0; i <= INSTANCES; i++)
         kept[i] = malloc(cap * sizeof(double));
-    ck_assert(x && kept[0] && kept[1] && kept[2]);
-#ifdef DRPO__HAVE_AVX2_CLONE
-    scan_instance inst[2] = {scan_window_dispatch_base,
-                             drpo__cpu_avx2() ? scan_window_dispatch_avx2 : NULL};
+    ck_assert(x && kept[0] && kept[1] && kept[2] && kept[3]);
+#if defined(DRPO__HAVE_AVX512_CLONE)
+    scan_instance inst[INSTANCES] = {scan_window_dispatch_base,
+                                     drpo__cpu_avx2() ? scan_window_dispatch_avx2 : NULL,
+                                     drpo__cpu_avx512() ? scan_window_dispatch_avx512 : NULL};
+#elif defined(DRPO__HAVE_AVX2_CLONE)
+    scan_instance inst[INSTANCES] = {scan_window_dispatch_base,
+                                     drpo__cpu_avx2() ? scan_window_dispatch_avx2 : NULL, NULL};
 #else
-    scan_instance inst[2] = {scan_window_dispatch, NULL};
+    scan_instance inst[INSTANCES] = {scan_window_dispatch, NULL, NULL};
 #endif
     tu_rng r;
     tu_rng_seed(&r, 2718);
@@ -79,9 +84,9 @@ START_TEST(test_scan_window_instances)
             const double windows[3][2] = {{0.3, 0.45}, {1.0 / 3.0, 2.0 / 3.0}, {-1.0, 3.0}};
             for (int wi = 0; wi < 3; wi++) {
                 double x0 = windows[wi][0], x1 = windows[wi][1];
-                drpo_loss_scan ref, got[2];
-                scan_reference(n, x, x0, x1, &ref, kept[2]);
-                for (int i = 0; i < 2; i++) {
+                drpo_loss_scan ref, got[INSTANCES];
+                scan_reference(n, x, x0, x1, &ref, kept[INSTANCES]);
+                for (int i = 0; i < INSTANCES; i++) {
                     if (!inst[i])
                         continue;
                     got[i] = inst[i](n, x, x0, x1, kept[i]);
@@ -93,7 +98,7 @@ START_TEST(test_scan_window_instances)
                                   i, n, level_counts[lc], wi, got[i].max, ref.max,
                                   got[i].at_max, ref.at_max, got[i].over, ref.over, got[i].kept,
                                   ref.kept);
-                    ck_assert_msg(!memcmp(kept[i], kept[2], ref.kept * sizeof(double)),
+                    ck_assert_msg(!memcmp(kept[i], kept[INSTANCES], ref.kept * sizeof(double)),
                                   "instance %d, n = %zu: other losses kept", i, n);
                     ck_assert_msg(same_scan(&got[i], &got[0]),
                                   "instance %d, n = %zu, levels %zu, window %d: not the "
@@ -107,13 +112,13 @@ START_TEST(test_scan_window_instances)
     for (size_t at = 0; at < 300; at += 37) {
         scan_case(&r, 300, 0, x);
         x[at] = at % 2 ? NAN : -INFINITY;
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < INSTANCES; i++)
             if (inst[i])
                 ck_assert_msg(!inst[i](300, x, 0.2, 0.4, kept[i]).finite,
                               "instance %d: a non-finite loss at %zu passed", i, at);
     }
     free(x);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i <= INSTANCES; i++)
         free(kept[i]);
 }
 END_TEST
