@@ -8,15 +8,6 @@
 /* -log sigmoid(z) */
 static double neg_log_sigmoid(double z) { return fmax(-z, 0.0) + log1p(exp(-fabs(z))); }
 
-/* d/dz -log sigmoid(z) = -sigmoid(-z) */
-static double sigmoid(double z)
-{
-    if (z >= 0.0)
-        return 1.0 / (1.0 + exp(-z));
-    double e = exp(z);
-    return e / (1.0 + e);
-}
-
 /* (1 - e) sigmoid(-z) - e sigmoid(z) = sigmoid(-z) - e, as
  * ((1 - 2e) - e expm1(z)) / (1 + exp(z)) for z <= 0 (two terms >= 0) and
  * ((1 - 2e) exp(-z) + e expm1(-z)) / (1 + exp(-z)) for z > 0.  Subtracting
@@ -43,18 +34,27 @@ static drpo_status check_loss_params(int32_t kind, double beta, double smoothing
     return DRPO_OK;
 }
 
+/* -log sigmoid(z) and its slope -sigmoid(-z), from one exp(-|z|): the slope
+ * is -1 / (1 + exp(z)) for z <= 0, -exp(-z) / (1 + exp(-z)) for z > 0, on
+ * the side where exp cannot overflow. */
+static void neg_log_sigmoid_slope(double z, double *l, double *dl)
+{
+    double e = exp(-fabs(z));
+    *l = fmax(-z, 0.0) + log1p(e);
+    *dl = z <= 0.0 ? -(1.0 / (1.0 + e)) : -(e / (1.0 + e));
+}
+
 /* One loss and its slope in the margin m. */
 static void loss_at(int32_t kind, double m, double beta, double eps, double *l, double *dl)
 {
     double z = beta * m;
     switch (kind) {
     case DRPO_LOSS_BT:
-        *l = neg_log_sigmoid(m);
-        *dl = -sigmoid(-m);
+        neg_log_sigmoid_slope(m, l, dl);
         break;
     case DRPO_LOSS_DPO:
-        *l = neg_log_sigmoid(z);
-        *dl = -beta * sigmoid(-z);
+        neg_log_sigmoid_slope(z, l, dl);
+        *dl *= beta;
         break;
     case DRPO_LOSS_IPO: {
         double r = m - 0.5 / beta;

@@ -3,8 +3,8 @@
 
 int drpo__builtin_check_indices(const drpo_batch *b, size_t limit)
 {
-    for (size_t j = 0; j < drpo_batch_size(b); j++) {
-        int64_t h = drpo_batch_host_index(b, j);
+    for (size_t j = 0; j < b->n; j++) {
+        int64_t h = b->host[j];
         if (h < 0 || (uint64_t)h >= limit)
             return DRPO_BUILTIN_BAD_INDEX;
     }

@@ -2,6 +2,7 @@
 #ifndef DRPO_BUILTIN_H
 #define DRPO_BUILTIN_H
 
+#include "../batch.h"
 #include "../model.h"
 
 /* Error codes the built-in callbacks return (they surface as the step's

@@ -39,12 +39,13 @@ static void pl_free(void *user)
     drpo__free(&a, pl);
 }
 
-/* Length of the run of consecutive host indices starting at pair j. */
+/* Length of the run of consecutive host indices starting at pair j (read
+ * from the batch itself: through the public accessor, a call per pair). */
 static size_t run_length(const drpo_batch *b, size_t j, size_t n)
 {
-    int64_t h = drpo_batch_host_index(b, j);
+    const int64_t *host = b->host;
     size_t k = 1;
-    while (j + k < n && drpo_batch_host_index(b, j + k) == h + (int64_t)k)
+    while (j + k < n && host[j + k] == host[j] + (int64_t)k)
         k++;
     return k;
 }
@@ -78,7 +79,7 @@ static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b
         return rc;
     for (size_t j = 0; j < n;) {
         size_t k = run_length(b, j, n);
-        const float *x = pl->diff + (size_t)drpo_batch_host_index(b, j) * d;
+        const float *x = pl->diff + (size_t)b->host[j] * d;
         if (k >= 4) {
             drpo__rows_dot(k, d, x, theta, pl->buf + j);
         } else {
@@ -132,7 +133,7 @@ static int pl_backward(void *user, const float *params, const drpo_batch *b, con
         coef[j] = (float)(w[j] * pl->slope[j]);
     for (size_t j = 0; j < n;) {
         size_t k = run_length(b, j, n);
-        const float *x = pl->diff + (size_t)drpo_batch_host_index(b, j) * d;
+        const float *x = pl->diff + (size_t)b->host[j] * d;
         if (k >= 4) {
             drpo__rows_axpy(k, d, x, coef + j, grad);
         } else {
