@@ -355,8 +355,10 @@ drpo_kl_sums drpo__kl_pass(const drpo_problem *pb, double u, double c, double *s
 /* ---- losses (losses.c) and dense kernels (linalg.c) --------------------- */
 
 drpo_status drpo__loss_check(int32_t kind, double beta, double smoothing);
-/* The loss of one margin and its slope; the parameters must have passed the check. */
-void drpo__loss_eval(int32_t kind, double m, double beta, double smoothing, double *l, double *dl);
+/* The losses of n margins and their slopes (either output may be NULL); the
+ * parameters must have passed the check. */
+void drpo__losses(int32_t kind, size_t n, const double *margin, double beta, double smoothing,
+                  double *loss, double *dloss);
 
 /* y = X theta for a contiguous block of `rows` rows (row-major, dim columns). */
 void drpo__rows_dot(size_t rows, size_t dim, const float *x, const float *theta, float *y);

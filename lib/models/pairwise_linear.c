@@ -95,6 +95,20 @@ static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b
     return 0;
 }
 
+/* The losses (loss may be NULL) and slopes of the n margins in pl->buf. */
+static void losses(pairwise_linear *pl, size_t n, double *loss)
+{
+    enum { BLOCK = 256 };
+    double m[BLOCK];
+    for (size_t j = 0; j < n; j += BLOCK) {
+        size_t k = n - j < BLOCK ? n - j : BLOCK;
+        for (size_t r = 0; r < k; r++)
+            m[r] = pl->buf[j + r];
+        drpo__losses(pl->kind, k, m, pl->beta, pl->smoothing, loss ? loss + j : NULL,
+                     pl->slope + j);
+    }
+}
+
 static int pl_forward(void *user, const float *params, const drpo_batch *b, double *loss)
 {
     pairwise_linear *pl = user;
@@ -103,8 +117,7 @@ static int pl_forward(void *user, const float *params, const drpo_batch *b, doub
     if (rc)
         return rc;
     size_t n = drpo_batch_size(b);
-    for (size_t j = 0; j < n; j++)
-        drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &loss[j], &pl->slope[j]);
+    losses(pl, n, loss);
     pl->fw_params = params;
     pl->fw_batch = b;
     pl->fw_n = n;
@@ -123,10 +136,7 @@ static int pl_backward(void *user, const float *params, const drpo_batch *b, con
         int rc = margins(pl, params, b);
         if (rc)
             return rc;
-        for (size_t j = 0; j < n; j++) {
-            double l;
-            drpo__loss_eval(pl->kind, pl->buf[j], pl->beta, pl->smoothing, &l, &pl->slope[j]);
-        }
+        losses(pl, n, NULL);
     }
     float *coef = pl->buf + pl->cap;
     for (size_t j = 0; j < n; j++)
