@@ -77,9 +77,11 @@ __attribute__((target("avx2,fma"))) static inline void prefetch_rows(const float
 }
 
 /* y[r] = x_r . theta, four rows at a time sharing the loads of theta. */
-__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
-rows_dot_body(size_t rows, size_t dim, const float *x, const float *theta, float *y, int prefetch)
+__attribute__((target("avx2,fma"))) static void rows_dot_avx2(size_t rows, size_t dim,
+                                                              const float *x, const float *theta,
+                                                              float *y)
 {
+    const int prefetch = rows * dim > PREFETCH_MIN_FLOATS;
     size_t r = 0, d8 = dim & ~(size_t)7;
     for (; r + 4 <= rows; r += 4) {
         const float *x0 = x + r * dim, *x1 = x0 + dim, *x2 = x1 + dim, *x3 = x2 + dim;
@@ -115,9 +117,11 @@ rows_dot_body(size_t rows, size_t dim, const float *x, const float *theta, float
 }
 
 /* g += sum_r c[r] x_r, four rows per pass over g (which stays in cache). */
-__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
-rows_axpy_body(size_t rows, size_t dim, const float *x, const float *c, float *g, int prefetch)
+__attribute__((target("avx2,fma"))) static void rows_axpy_avx2(size_t rows, size_t dim,
+                                                               const float *x, const float *c,
+                                                               float *g)
 {
+    const int prefetch = rows * dim > PREFETCH_MIN_FLOATS;
     size_t r = 0, d8 = dim & ~(size_t)7;
     for (; r + 4 <= rows; r += 4) {
         const float *x0 = x + r * dim, *x1 = x0 + dim, *x2 = x1 + dim, *x3 = x2 + dim;
@@ -145,26 +149,6 @@ rows_axpy_body(size_t rows, size_t dim, const float *x, const float *c, float *g
         for (size_t i = d8; i < dim; i++)
             g[i] += c[r] * x0[i];
     }
-}
-
-__attribute__((target("avx2,fma"))) static void rows_dot_avx2(size_t rows, size_t dim,
-                                                              const float *x, const float *theta,
-                                                              float *y)
-{
-    if (rows * dim > PREFETCH_MIN_FLOATS)
-        rows_dot_body(rows, dim, x, theta, y, 1);
-    else
-        rows_dot_body(rows, dim, x, theta, y, 0);
-}
-
-__attribute__((target("avx2,fma"))) static void rows_axpy_avx2(size_t rows, size_t dim,
-                                                               const float *x, const float *c,
-                                                               float *g)
-{
-    if (rows * dim > PREFETCH_MIN_FLOATS)
-        rows_axpy_body(rows, dim, x, c, g, 1);
-    else
-        rows_axpy_body(rows, dim, x, c, g, 0);
 }
 
 /* 1 when BLIS runs its generic kernels here and the CPU has AVX2 and FMA.
