@@ -7,6 +7,7 @@
  * data row then adds one pair.  All output arrays grow geometrically.
  */
 #include "csv.h"
+#include "decimal.h"
 
 #include <drpo.h>
 
@@ -14,6 +15,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +38,8 @@ static int resize(void *ptr, size_t n, size_t elem)
     return 0;
 }
 
-/* Make room for `need` elements of `elem` bytes in *ptr (capacity *cap). */
-static int grow(void *ptr, size_t *cap, size_t need, size_t elem)
+static int grow_to(void *ptr, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return 0;
     size_t c = *cap ? *cap : 16;
     while (c < need) {
         if (c > SIZE_MAX / 2 / elem)
@@ -51,6 +50,21 @@ static int grow(void *ptr, size_t *cap, size_t need, size_t elem)
         return -1;
     *cap = c;
     return 0;
+}
+
+/* Make room for `need` elements of `elem` bytes in *ptr (capacity *cap);
+ * inline where there is room, as there nearly always is. */
+static inline int grow(void *ptr, size_t *cap, size_t need, size_t elem)
+{
+    return need <= *cap ? 0 : grow_to(ptr, cap, need, elem);
+}
+
+/* The blanks a number may have around it. */
+static const char *skip_blanks(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return s;
 }
 
 /* Where an error happened, and the message it writes. */
@@ -170,17 +184,28 @@ static int scan_field(scanner *s, record *r)
                         "unexpected character '%c' after the closing quote of a field",
                         (unsigned char)*s->p >= 0x20 ? *s->p : '?');
     } else {
-        while (!at_record_end(s) && *s->p != ',') {
-            char c = *s->p++;
-            if (c == '"')
-                return fail(s->err, s->line, col,
-                            "quote inside an unquoted field (quote the whole field and "
-                            "double the quotes in it)");
-            if (c == '\0')
-                return fail(s->err, s->line, col, "NUL byte in a field");
-            if (rec_putc(r, c))
-                return fail(s->err, 0, 0, "out of memory");
+        /* to the first comma, line end, quote or NUL, then copied at once
+         * (a character at a time, the scanner took a fifth of a parse) */
+        static const unsigned char stop[256] = {[','] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1,
+                                                [0] = 1};
+        const char *start = s->p;
+        for (;; s->p++) {
+            while (s->p < s->end && !stop[(unsigned char)*s->p])
+                s->p++;
+            if (s->p == s->end || *s->p != '\r' || at_record_end(s))
+                break; /* (a CR not ending the record is data) */
         }
+        if (s->p < s->end && *s->p == '"')
+            return fail(s->err, s->line, col,
+                        "quote inside an unquoted field (quote the whole field and "
+                        "double the quotes in it)");
+        if (s->p < s->end && *s->p == '\0')
+            return fail(s->err, s->line, col, "NUL byte in a field");
+        size_t k = (size_t)(s->p - start);
+        if (grow(&r->buf, &r->buf_cap, r->buf_len + k, 1))
+            return fail(s->err, 0, 0, "out of memory");
+        memcpy(r->buf + r->buf_len, start, k);
+        r->buf_len += k;
     }
     f->len = r->buf_len - f->off;
     if (rec_putc(r, '\0'))
@@ -394,21 +419,30 @@ static int number(const record *r, size_t c, const char *colname, size_t k, doub
 {
     const field *f = &r->f[c];
     const char *s = r->buf + f->off;
-    char ex[48];
-    excerpt(s, f->len, ex);
-    size_t blank = strspn(s, " \t");
-    if (blank == f->len)
+    const char *start = skip_blanks(s);
+    if (start == s + f->len)
         return fail(e, f->line, c + 1, "empty value in column %s%zu", colname, k);
-    char *endp;
-    errno = 0;
-    double x = strtod(s + blank, &endp);
-    if (endp == s + blank || endp[strspn(endp, " \t")] != '\0')
-        return fail(e, f->line, c + 1, "non-numeric value \"%s\" in column %s%zu", ex, colname, k);
-    if (!isfinite(x))
-        return fail(e, f->line, c + 1, "non-finite value \"%s\" in column %s%zu", ex, colname, k);
-    if (fabs(x) > FLT_MAX)
+    double x;
+    const char *endp = decimal_read_fast(start, &x);
+    if (!endp) {
+        char *end;
+        x = strtod(start, &end);
+        endp = end;
+    }
+    endp = skip_blanks(endp);
+    int bad = endp == start || *endp != '\0', inf = !isfinite(x), big = fabs(x) > FLT_MAX;
+    if (bad || inf || big) {
+        char ex[48];
+        excerpt(s, f->len, ex);
+        if (bad)
+            return fail(e, f->line, c + 1, "non-numeric value \"%s\" in column %s%zu", ex,
+                        colname, k);
+        if (inf)
+            return fail(e, f->line, c + 1, "non-finite value \"%s\" in column %s%zu", ex,
+                        colname, k);
         return fail(e, f->line, c + 1, "value \"%s\" in column %s%zu is out of float range", ex,
                     colname, k);
+    }
     *v = x;
     return 0;
 }

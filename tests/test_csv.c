@@ -1,11 +1,14 @@
 /* test_csv.c - the CSV preference reader of drpo-train (examples/csv.c):
- * good files (quoting, column order, extra columns, line endings) and every
- * error path with its file:line:column message. */
+ * good files (quoting, column order, extra columns, line endings), every
+ * error path with its file:line:column message, and its fast decimal
+ * reader (examples/decimal.c) against strtod. */
 #include "../examples/csv.h"
+#include "../examples/decimal.h"
 #include "suites.h"
 
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +386,81 @@ START_TEST(error_small_buffer)
 }
 END_TEST
 
+/* ---- the fast decimal reader ------------------------------------------------ */
+
+/* Where the fast reader answers, strtod's value bit for bit and its end. */
+static int agrees_with_strtod(const char *text, int *fast)
+{
+    double v, w;
+    const char *end = decimal_read_fast(text, &v);
+    *fast = end != NULL;
+    if (!end)
+        return 1;
+    char *send;
+    w = strtod(text, &send);
+    return !memcmp(&v, &w, sizeof v) && end == send;
+}
+
+START_TEST(decimal_fast_matches_strtod)
+{
+    /* fixed cases: taken (1) or left to strtod (0) */
+    static const struct {
+        const char *text;
+        int fast;
+    } cases[] = {
+        {"0", 1}, {"-0", 1}, {"+1.5", 1}, {".5", 1}, {"5.", 1}, {"0.050", 1}, {"1e22", 1},
+        {"9007199254740992", 1}, {"123456789012345678e-3", 0}, {"9007199254740993", 0},
+        {"1e23", 0}, {"1e-22", 1}, {"1e-23", 0}, {"0e999", 1}, {"1e99999", 0},
+        {"0x10", 0}, {"inf", 0}, {"nan", 0}, {".", 0}, {"-", 0}, {"", 0}, {"1e", 0},
+        {"1e+", 0}, {"1.5x", 0}, {"1.5 ", 1}, {"2.5\t", 1}, {"1,5", 0},
+        {"00000000000000000000000001.25", 1}, {"0.00000000000000000000001", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fast;
+        ck_assert_msg(agrees_with_strtod(cases[i].text, &fast), "\"%s\": not strtod's value",
+                      cases[i].text);
+        ck_assert_msg(fast == cases[i].fast, "\"%s\": fast path %s", cases[i].text,
+                      fast ? "taken" : "not taken");
+    }
+    double z;
+    ck_assert(decimal_read_fast("-0", &z) && z == 0.0 && signbit(z));
+    /* random decimals: 0-12 integer digits, 0-16 fraction digits, an
+     * exponent to +-40; the fast path must take most and agree on all */
+    uint64_t st = 88172645463325252ull;
+    int taken = 0, total = 200000;
+    for (int t = 0; t < total; t++) {
+        char buf[64];
+        size_t o = 0;
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        uint64_t r = st;
+        if (r % 3 == 0)
+            buf[o++] = r % 2 ? '-' : '+';
+        r /= 3;
+        size_t ni = r % 13, nf = (r / 13) % 17;
+        r /= 13 * 17;
+        for (size_t k = 0; k < ni; k++) {
+            st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+            buf[o++] = (char)('0' + st % 10);
+        }
+        if (nf || r % 2) {
+            buf[o++] = '.';
+            for (size_t k = 0; k < nf; k++) {
+                st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+                buf[o++] = (char)('0' + st % 10);
+            }
+        }
+        r /= 2;
+        if (r % 3 == 0)
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "e%d", (int)((r / 3) % 81) - 40);
+        buf[o] = '\0';
+        int fast;
+        ck_assert_msg(agrees_with_strtod(buf, &fast), "\"%s\": not strtod's value", buf);
+        taken += fast;
+    }
+    ck_assert_msg(taken > total / 2, "fast path taken %d times of %d", taken, total);
+}
+END_TEST
+
 Suite *suite_csv(void)
 {
     Suite *s = suite_create("csv");
@@ -394,6 +472,7 @@ Suite *suite_csv(void)
     tcase_add_test(good, many_rows_and_groups);
     tcase_add_test(good, expected_dimension_matches);
     tcase_add_test(good, read_from_file);
+    tcase_add_test(good, decimal_fast_matches_strtod);
     suite_add_tcase(s, good);
     TCase *bad = tcase_create("errors");
     tcase_add_test(bad, error_empty_file);
