@@ -202,10 +202,12 @@ static int scan_field(scanner *s, record *r)
         if (s->p < s->end && *s->p == '\0')
             return fail(s->err, s->line, col, "NUL byte in a field");
         size_t k = (size_t)(s->p - start);
-        if (grow(&r->buf, &r->buf_cap, r->buf_len + k, 1))
-            return fail(s->err, 0, 0, "out of memory");
-        memcpy(r->buf + r->buf_len, start, k);
-        r->buf_len += k;
+        if (k) { /* (an empty field: the buffer may not exist yet) */
+            if (grow(&r->buf, &r->buf_cap, r->buf_len + k, 1))
+                return fail(s->err, 0, 0, "out of memory");
+            memcpy(r->buf + r->buf_len, start, k);
+            r->buf_len += k;
+        }
     }
     f->len = r->buf_len - f->off;
     if (rec_putc(r, '\0'))

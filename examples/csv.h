@@ -15,9 +15,10 @@
  * other names are ignored.  Fields may be quoted ("a, b" and "say ""hi"""),
  * and a quoted field may span lines.  Records end with LF or CRLF; blank
  * lines are skipped; a UTF-8 byte-order mark is skipped; header names are
- * compared after trimming spaces and tabs.  Numbers are read with strtod
- * (the C locale), may be surrounded by spaces, and must be finite and fit a
- * float.
+ * compared after trimming spaces and tabs.  Numbers are read as strtod
+ * reads them in the C locale (plain decimals by a fast path with the same
+ * result, decimal.h), may be surrounded by spaces, and must be finite and
+ * fit a float.
  *
  * Every error names the file, the line and the column (the 1-based field
  * number) where it was found, e.g.
