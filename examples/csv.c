@@ -1,7 +1,7 @@
 /*
  * csv.c - preference pairs from CSV (see csv.h for the format).
  *
- * The whole file is read into memory and scanned once.  A scanner splits it
+ * The whole file is mapped (or read) into memory and scanned once.  A scanner splits it
  * into records of unescaped fields (RFC 4180 quoting), remembering the line
  * on which each field starts; the header decides which field is which; each
  * data row then adds one pair.  All output arrays grow geometrically.
@@ -19,6 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#define DRPO_CSV_MMAP 1
+#include <sys/mman.h>
+#include <sys/stat.h>
+#else
+#define DRPO_CSV_MMAP 0
+#endif
 
 #define NO_COL SIZE_MAX
 /* The largest feature index accepted in a header (chosen_K, K < this). */
@@ -552,36 +560,83 @@ int csv_parse_pairs(const char *name, const char *data, size_t len, const csv_op
     return 0;
 }
 
+/* The whole file at path in memory: mapped where it is a regular file (the
+ * parse reads the page cache itself: reading an 84 MB file into a growing
+ * buffer took a third of drpo-train's parse, mapping it a tenth of that),
+ * else read.  *mapped says which.  Returns 0, or LOAD_OPEN or LOAD_READ with
+ * errno set, or LOAD_NOMEM. */
+enum { LOAD_OPEN = 1, LOAD_READ, LOAD_NOMEM };
+
+static int load_file(const char *path, char **data, size_t *len, int *mapped)
+{
+    *data = NULL;
+    *len = 0;
+    *mapped = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return LOAD_OPEN;
+#if DRPO_CSV_MMAP
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uintmax_t)st.st_size <= SIZE_MAX) {
+        int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+        flags |= MAP_POPULATE;
+#endif
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, flags, fileno(f), 0);
+        if (m != MAP_FAILED) {
+            fclose(f);
+            *data = m;
+            *len = (size_t)st.st_size;
+            *mapped = 1;
+            return 0;
+        }
+    }
+#endif
+    size_t cap = 0;
+    for (;;) {
+        if (grow(data, &cap, *len + 65536, 1)) {
+            free(*data);
+            fclose(f);
+            return LOAD_NOMEM;
+        }
+        size_t got = fread(*data + *len, 1, cap - *len, f);
+        *len += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f), saved = errno;
+    fclose(f);
+    if (bad) {
+        free(*data);
+        errno = saved;
+        return LOAD_READ;
+    }
+    return 0;
+}
+
 int csv_read_pairs(const char *path, const csv_options *opt, csv_pairs *out, char *err,
                    size_t err_size)
 {
     errsink e = {path, err, err_size};
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *data;
+    size_t len;
+    int mapped;
+    int failed = load_file(path, &data, &len, &mapped);
+    if (failed == LOAD_OPEN)
         return fail(&e, 0, 0, "cannot open: %s", strerror(errno));
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (grow(&data, &cap, len + 65536, 1)) {
-            free(data);
-            fclose(f);
-            return fail(&e, 0, 0, "out of memory");
-        }
-        size_t got = fread(data + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    int saved = errno;
-    fclose(f);
-    if (bad) {
-        free(data);
-        return fail(&e, 0, 0, "cannot read: %s", strerror(saved));
-    }
+    if (failed == LOAD_READ)
+        return fail(&e, 0, 0, "cannot read: %s", strerror(errno));
+    if (failed)
+        return fail(&e, 0, 0, "out of memory");
     int rc = csv_parse_pairs(path, data, len, opt, out, err, err_size);
-    free(data);
+#if DRPO_CSV_MMAP
+    if (mapped)
+        munmap(data, len);
+    else
+#endif
+        free(data);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include "suites.h"
 
 #include <check.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -200,6 +201,27 @@ START_TEST(read_from_file)
     ck_assert_uint_eq(p.n, 1);
     ck_assert_str_eq(csv_prompt(&p, 0), "a, b");
     csv_pairs_free(&p);
+    /* the same text through a pipe (read, not mapped: not a regular file) */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq((int)write(fds[1], text, strlen(text)), (int)strlen(text));
+    close(fds[1]);
+    char fd_path[64];
+    snprintf(fd_path, sizeof fd_path, "/dev/fd/%d", fds[0]);
+    int rc = csv_read_pairs(fd_path, NULL, &p, err, sizeof err);
+    close(fds[0]);
+    ck_assert_msg(rc == 0, "through a pipe: %s", err);
+    ck_assert_uint_eq(p.n, 1);
+    ck_assert_str_eq(csv_prompt(&p, 0), "a, b");
+    csv_pairs_free(&p);
+    /* an empty regular file (nothing to map: read) */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(csv_read_pairs(path, NULL, &p, err, sizeof err), -1);
+    char want_empty[600];
+    snprintf(want_empty, sizeof want_empty, "%s:1:1: empty file (expected a header row)", path);
+    ck_assert_str_eq(err, want_empty);
     unlink(path);
     /* a missing file: the name and the system's reason */
     ck_assert_int_eq(csv_read_pairs(path, NULL, &p, err, sizeof err), -1);
