@@ -431,26 +431,25 @@ static drpo_qstats step_uniform_stats(const drpo_problem *pb, const drpo_qrule *
 /* Instances by shape, divergence and base (uniform or weighted).  A ramp
  * always measures the chi-square divergence and the KL shapes none (the
  * solver does); a step (over a weighted base: a uniform one is counted
- * above) any of the four. */
-#define Q_KERNEL(name, kind, divergence, uniform)                                             \
+ * above) any of the four, and with the absolute one (TV's) may measure the
+ * excess. */
+#define Q_KERNEL(name, kind, divergence, uniform, measure)                                    \
     DRPO__KERNEL_DISPATCH(drpo_qstats, name,                                                  \
                           (const drpo_problem *pb, const drpo_qrule *r, double *out),         \
-                          (pb, r, out), q_body(pb, r, out, kind, divergence, uniform, STEP_PLAIN))
-Q_KERNEL(q_step_w_none, DRPO__Q_STEP, DRPO__DIV_NONE, 0)
-Q_KERNEL(q_step_w_ratio, DRPO__Q_STEP, DRPO__DIV_MAX_RATIO, 0)
-Q_KERNEL(q_step_w_abs, DRPO__Q_STEP, DRPO__DIV_ABS, 0)
-Q_KERNEL(q_step_w_chi2, DRPO__Q_STEP, DRPO__DIV_CHI2, 0)
-Q_KERNEL(q_ramp_w, DRPO__Q_RAMP, DRPO__DIV_CHI2, 0)
-Q_KERNEL(q_ramp_div_u, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 1)
-Q_KERNEL(q_ramp_div_w, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 0)
-Q_KERNEL(q_exp_u, DRPO__Q_EXP, DRPO__DIV_NONE, 1)
-Q_KERNEL(q_exp_w, DRPO__Q_EXP, DRPO__DIV_NONE, 0)
-Q_KERNEL(q_exp_precise_u, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 1)
-Q_KERNEL(q_exp_precise_w, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 0)
-Q_KERNEL(q_stored, DRPO__Q_STORED, DRPO__DIV_NONE, 1)
-DRPO__KERNEL_DISPATCH(drpo_qstats, q_step_w_abs_excess,
-                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      q_body(pb, r, out, DRPO__Q_STEP, DRPO__DIV_ABS, 0, STEP_EXCESS))
+                          (pb, r, out), q_body(pb, r, out, kind, divergence, uniform, measure))
+Q_KERNEL(q_step_w_none, DRPO__Q_STEP, DRPO__DIV_NONE, 0, STEP_PLAIN)
+Q_KERNEL(q_step_w_ratio, DRPO__Q_STEP, DRPO__DIV_MAX_RATIO, 0, STEP_PLAIN)
+Q_KERNEL(q_step_w_abs, DRPO__Q_STEP, DRPO__DIV_ABS, 0, STEP_PLAIN)
+Q_KERNEL(q_step_w_abs_excess, DRPO__Q_STEP, DRPO__DIV_ABS, 0, STEP_EXCESS)
+Q_KERNEL(q_step_w_chi2, DRPO__Q_STEP, DRPO__DIV_CHI2, 0, STEP_PLAIN)
+Q_KERNEL(q_ramp_w, DRPO__Q_RAMP, DRPO__DIV_CHI2, 0, STEP_PLAIN)
+Q_KERNEL(q_ramp_div_u, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 1, STEP_PLAIN)
+Q_KERNEL(q_ramp_div_w, DRPO__Q_RAMP_DIV, DRPO__DIV_CHI2, 0, STEP_PLAIN)
+Q_KERNEL(q_exp_u, DRPO__Q_EXP, DRPO__DIV_NONE, 1, STEP_PLAIN)
+Q_KERNEL(q_exp_w, DRPO__Q_EXP, DRPO__DIV_NONE, 0, STEP_PLAIN)
+Q_KERNEL(q_exp_precise_u, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 1, STEP_PLAIN)
+Q_KERNEL(q_exp_precise_w, DRPO__Q_EXP_PRECISE, DRPO__DIV_NONE, 0, STEP_PLAIN)
+Q_KERNEL(q_stored, DRPO__Q_STORED, DRPO__DIV_NONE, 1, STEP_PLAIN)
 
 /* A step over a weighted base.  Only TV's rules measure the excess (and
  * its divergence is the absolute one). */
