@@ -409,8 +409,9 @@ DRPO_API void drpo_trainer_free(drpo_trainer *t);
  *          (1 - e)(-log sigmoid(z)) + e(-log sigmoid(-z))
  * BT and DPO are evaluated four margins at a time with the library's own exp
  * and log1p: the same bits on every CPU, a few ulps from the exact values
- * (at most 3.6 for the loss and 4.7 for the slope over 4e6 test margins),
- * exp(-|z|) below 1e-307 taken as 0.  The others call the C library's. */
+ * (at most 3 for the loss and 4 for the slope on the 200 000 margins of the
+ * losses suite), exp(-|z|) below 1e-307 taken as 0.  The others call the C
+ * library's. */
 enum { DRPO_LOSS_BT = 0, DRPO_LOSS_DPO = 1, DRPO_LOSS_IPO = 2, DRPO_LOSS_HINGE = 3,
        DRPO_LOSS_CDPO = 4 };
 

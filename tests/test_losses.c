@@ -15,6 +15,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -838,6 +839,70 @@ START_TEST(test_bad_inputs)
 }
 END_TEST
 
+/* Distance in units of the last place of ref (of the smallest normal for
+ * a subnormal or zero ref). */
+static double ulps_from(double y, double ref)
+{
+    if (y == ref)
+        return 0.0;
+    int e;
+    frexp(fmax(fabs(ref), DBL_MIN), &e);
+    return fabs(y - ref) / ldexp(1.0, e - 53);
+}
+
+/* BT and DPO (the library's exp and log1p, four margins at a time) against
+ * the same formulas through the C library's exp and log1p, on 200 000
+ * margins of five spans: within 6 ulps for the loss and 8 for the slope,
+ * room for both sides' errors (measured: 4 and 4; to the long double values
+ * rounded, 3 and 4).  DRPO_TEST_VERBOSE prints the worst distances, to the
+ * C library and to a long double evaluation (only printed: under valgrind
+ * long double runs at double precision). */
+START_TEST(test_log_sigmoid_accuracy)
+{
+    enum { N = 200000 };
+    double *m = malloc(N * sizeof *m), *l = malloc(N * sizeof *l), *dl = malloc(N * sizeof *dl);
+    ck_assert(m && l && dl);
+    tu_rng r;
+    tu_rng_seed(&r, 1729);
+    static const double spans[5] = {1e-6, 2.0, 20.0, 80.0, 700.0};
+    for (size_t i = 0; i < N; i++)
+        m[i] = (2.0 * tu_unif(&r) - 1.0) * spans[i % 5];
+    const struct {
+        int32_t kind;
+        double beta;
+    } kinds[2] = {{DRPO_LOSS_BT, 1.0}, {DRPO_LOSS_DPO, 0.37}};
+    for (int k = 0; k < 2; k++) {
+        double scale = kinds[k].beta;
+        ck_assert_int_eq(drpo_loss_from_margins(kinds[k].kind, N, m, scale, 0.0, l, dl), DRPO_OK);
+        double worst_l = 0.0, worst_dl = 0.0, exact_l = 0.0, exact_dl = 0.0;
+        for (size_t i = 0; i < N; i++) {
+            double z = scale * m[i], e = exp(-fabs(z));
+            double ref_l = fmax(-z, 0.0) + log1p(e);
+            double ref_dl = -(z <= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e)) * scale;
+            double ul = ulps_from(l[i], ref_l), udl = ulps_from(dl[i], ref_dl);
+            ck_assert_msg(ul <= 6.0 && udl <= 8.0,
+                          "%s m %.17g: loss %.17g (C library %.17g, %.1f ulps), slope %.17g "
+                          "(%.17g, %.1f ulps)",
+                          kind_name(kinds[k].kind), m[i], l[i], ref_l, ul, dl[i], ref_dl, udl);
+            worst_l = fmax(worst_l, ul);
+            worst_dl = fmax(worst_dl, udl);
+            long double zl = z, el = expl(-fabsl(zl));
+            long double xl = (zl < 0 ? -zl : 0.0L) + log1pl(el);
+            long double xdl = -(zl <= 0 ? 1.0L / (1.0L + el) : el / (1.0L + el)) * scale;
+            exact_l = fmax(exact_l, ulps_from(l[i], (double)xl));
+            exact_dl = fmax(exact_dl, ulps_from(dl[i], (double)xdl));
+        }
+        if (getenv("DRPO_TEST_VERBOSE"))
+            printf("%s: worst %.2f ulps (loss) and %.2f (slope) from the C library's formulas, "
+                   "%.2f and %.2f from long double\n",
+                   kind_name(kinds[k].kind), worst_l, worst_dl, exact_l, exact_dl);
+    }
+    free(m);
+    free(l);
+    free(dl);
+}
+END_TEST
+
 Suite *suite_losses(void)
 {
     Suite *s = suite_create("losses");
@@ -847,6 +912,7 @@ Suite *suite_losses(void)
     tcase_add_test(tc, test_finite_differences);
     tcase_add_test(tc, test_any_magnitude);
     tcase_add_test(tc, test_from_logps);
+    tcase_add_test(tc, test_log_sigmoid_accuracy);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_bad_inputs);
