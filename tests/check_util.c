@@ -305,6 +305,15 @@ double tu_top_mass(size_t n, const double *loss, const double *p)
     return s;
 }
 
+double tu_ulps(double y, double ref)
+{
+    if (y == ref)
+        return 0.0;
+    int e;
+    frexp(fmax(fabs(ref), DBL_MIN), &e);
+    return fabs(y - ref) / ldexp(1.0, e - 53);
+}
+
 /* ---- the independent reference optimum --------------------------------- */
 
 /* The support, losses scaled by a power of two into [-1, 1). */

@@ -84,6 +84,9 @@ double tu_reference_value(int32_t set, int32_t key, double param, size_t n, cons
 double tu_mean(size_t n, const double *loss, const double *p);
 double tu_max_loss(size_t n, const double *loss, const double *p);
 double tu_top_mass(size_t n, const double *loss, const double *p); /* mass of the argmax set */
+/* |y - ref| in units of the last place of ref (of the smallest normal where
+ * ref is subnormal or 0). */
+double tu_ulps(double y, double ref);
 
 /* Outputs pre-filled with a NaN-payload sentinel, compared bitwise. */
 void tu_fill_sentinel(double *x, size_t n);

@@ -2,6 +2,7 @@
  * expm1, log1p):
  * accuracy against the C library, the AVX-512 (eight lanes), AVX2 and
  * baseline instances agreeing bit for bit, and the mask helpers. */
+#include "check_util.h"
 #include "suites.h"
 
 /* the kernels' vectors are passed only between inlined functions */
@@ -13,16 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Distance in units of the last place of ref. */
-static double ulps(double y, double ref)
-{
-    if (y == ref)
-        return 0.0;
-    int e;
-    frexp(ref, &e);
-    return fabs(y - ref) / ldexp(1.0, e - 53);
-}
 
 /* The log1p arguments in [0, 1] for the grid's x in [-745, 0]: y = exp(x /
  * 16), from e^-47 (where log1p(y) = y) to 1, log-spaced, so that the range
@@ -95,17 +86,17 @@ START_TEST(test_exp_accuracy)
                 ck_assert_msg(ex[l] == 0.0, "exp(%.17g) = %g, flushed to 0 expected", x[l],
                               ex[l]);
             } else {
-                double u = ulps(ex[l], exp(x[l]));
+                double u = tu_ulps(ex[l], exp(x[l]));
                 ck_assert_msg(u <= 4.0, "exp(%.17g): %.17g vs %.17g (%.1f ulps)", x[l], ex[l],
                               exp(x[l]), u);
                 worst_exp = fmax(worst_exp, u);
             }
             double xm = x[l] * (0.5 / 745.0); /* [-0.5, 0] */
-            double u = ulps(em[l], expm1(xm));
+            double u = tu_ulps(em[l], expm1(xm));
             ck_assert_msg(u <= 4.0, "expm1(%.17g): %.17g vs %.17g (%.1f ulps)", xm, em[l],
                           expm1(xm), u);
             worst_expm1 = fmax(worst_expm1, u);
-            u = ulps(lp[l], log1p(y[l]));
+            u = tu_ulps(lp[l], log1p(y[l]));
             ck_assert_msg(u <= 2.0, "log1p(%.17g): %.17g vs %.17g (%.1f ulps)", y[l], lp[l],
                           log1p(y[l]), u);
             worst_log1p = fmax(worst_log1p, u);

@@ -839,17 +839,6 @@ START_TEST(test_bad_inputs)
 }
 END_TEST
 
-/* Distance in units of the last place of ref (of the smallest normal for
- * a subnormal or zero ref). */
-static double ulps_from(double y, double ref)
-{
-    if (y == ref)
-        return 0.0;
-    int e;
-    frexp(fmax(fabs(ref), DBL_MIN), &e);
-    return fabs(y - ref) / ldexp(1.0, e - 53);
-}
-
 /* BT and DPO (the library's exp and log1p, four margins at a time) against
  * the same formulas through the C library's exp and log1p, on 200 000
  * margins of five spans: within 6 ulps for the loss and 8 for the slope,
@@ -879,7 +868,7 @@ START_TEST(test_log_sigmoid_accuracy)
             double z = scale * m[i], e = exp(-fabs(z));
             double ref_l = fmax(-z, 0.0) + log1p(e);
             double ref_dl = -(z <= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e)) * scale;
-            double ul = ulps_from(l[i], ref_l), udl = ulps_from(dl[i], ref_dl);
+            double ul = tu_ulps(l[i], ref_l), udl = tu_ulps(dl[i], ref_dl);
             ck_assert_msg(ul <= 6.0 && udl <= 8.0,
                           "%s m %.17g: loss %.17g (C library %.17g, %.1f ulps), slope %.17g "
                           "(%.17g, %.1f ulps)",
@@ -889,8 +878,8 @@ START_TEST(test_log_sigmoid_accuracy)
             long double zl = z, el = expl(-fabsl(zl));
             long double xl = (zl < 0 ? -zl : 0.0L) + log1pl(el);
             long double xdl = -(zl <= 0 ? 1.0L / (1.0L + el) : el / (1.0L + el)) * scale;
-            exact_l = fmax(exact_l, ulps_from(l[i], (double)xl));
-            exact_dl = fmax(exact_dl, ulps_from(dl[i], (double)xdl));
+            exact_l = fmax(exact_l, tu_ulps(l[i], (double)xl));
+            exact_dl = fmax(exact_dl, tu_ulps(dl[i], (double)xdl));
         }
         if (getenv("DRPO_TEST_VERBOSE"))
             printf("%s: worst %.2f ulps (loss) and %.2f (slope) from the C library's formulas, "
