@@ -178,7 +178,7 @@ typedef struct accum {
 /* One element: the arithmetic every path must reproduce exactly (these float
  * operations in this order; the squared norms in double, from the exact
  * double difference of two floats). */
-static inline void update_one(const coeffs *k, int kind, size_t i, float *theta, const float *g,
+static inline void update_one(const coeffs *k, int kind, size_t i, float *theta, float *g,
                               float *m1, float *m2, int commit, accum *a)
 {
     float gi = g[i] * k->gscale;
@@ -202,6 +202,7 @@ static inline void update_one(const coeffs *k, int kind, size_t i, float *theta,
     a->m2max = umax(a->m2max, abs_bits(new_m2));
     if (commit) {
         theta[i] = nt;
+        g[i] = 0.0f;
         if (kind != DRPO_OPT_SGD)
             m1[i] = new_m1;
         if (kind == DRPO_OPT_ADAMW)
@@ -211,14 +212,14 @@ static inline void update_one(const coeffs *k, int kind, size_t i, float *theta,
 
 static inline __attribute__((always_inline)) void
 update_portable_kind(const coeffs *k, int kind, size_t from, size_t n, float *theta,
-                     const float *g, float *m1, float *m2, int commit, accum *a)
+                     float *g, float *m1, float *m2, int commit, accum *a)
 {
     for (size_t i = from; i < n; i++)
         update_one(k, kind, i, theta, g, m1, m2, commit, a);
 }
 
 static void update_portable(const coeffs *k, int kind, size_t from, size_t n, float *theta,
-                            const float *g, float *m1, float *m2, int commit, accum *a)
+                            float *g, float *m1, float *m2, int commit, accum *a)
 {
     switch (kind) {
     case DRPO_OPT_MOMENTUM:
@@ -266,7 +267,7 @@ abs_bits8(__m256 x)
 /* `scaled` == 0 when gscale is 1 (g * 1 == g). */
 __attribute__((target("avx2"))) static inline __attribute__((always_inline)) void
 update8(const coeffs8 *k, int kind, int nesterov, int scaled, int commit, size_t i,
-        const float *theta, const float *g, float *m1, float *m2, acc8 *a, float *out)
+        const float *theta, float *g, float *m1, float *m2, acc8 *a, float *out)
 {
     __m256 gi = _mm256_loadu_ps(g + i);
     if (scaled)
@@ -293,6 +294,7 @@ update8(const coeffs8 *k, int kind, int nesterov, int scaled, int commit, size_t
     if (kind == DRPO_OPT_ADAMW)
         a->m2x = _mm256_max_epu32(a->m2x, abs_bits8(nm2));
     if (commit) {
+        _mm256_storeu_ps(g + i, _mm256_setzero_ps());
         if (kind != DRPO_OPT_SGD)
             _mm256_storeu_ps(m1 + i, nm1);
         if (kind == DRPO_OPT_ADAMW)
@@ -318,7 +320,7 @@ norms8(int commit, size_t i, float *theta, const float *nt, acc8 *a)
 
 __attribute__((target("avx2"))) static inline __attribute__((always_inline)) size_t
 update_avx2_kind(const coeffs *c, int kind, int nesterov, int scaled, int commit, size_t n,
-                 float *theta, const float *g, float *m1, float *m2, accum *a)
+                 float *theta, float *g, float *m1, float *m2, accum *a)
 {
     coeffs8 k;
     k.gscale = _mm256_set1_ps(c->gscale);
@@ -359,7 +361,7 @@ update_avx2_kind(const coeffs *c, int kind, int nesterov, int scaled, int commit
 
 __attribute__((target("avx2"))) static inline __attribute__((always_inline)) size_t
 update_avx2_scaled(const coeffs *k, int kind, int scaled, int commit, size_t n, float *theta,
-                   const float *g, float *m1, float *m2, accum *a)
+                   float *g, float *m1, float *m2, accum *a)
 {
     switch (kind) {
     case DRPO_OPT_MOMENTUM:
@@ -374,7 +376,7 @@ update_avx2_scaled(const coeffs *k, int kind, int scaled, int commit, size_t n, 
 }
 
 __attribute__((target("avx2"))) static size_t update_avx2(const coeffs *k, int kind, size_t n,
-                                                          float *theta, const float *g, float *m1,
+                                                          float *theta, float *g, float *m1,
                                                           float *m2, int commit, accum *a)
 {
     if (!commit) /* the measuring call, rare: one form */
@@ -426,23 +428,7 @@ static void finish(const accum *a, drpo_optim_stats *st)
     st->m2_max = a->m2max;
 }
 
-void drpo__optim_update_portable(const drpo_optim_config *c, size_t n, float *theta,
-                                 const float *g, double gscale, float *m1, float *m2,
-                                 uint64_t step, double lr, int commit, drpo_optim_stats *st);
-
-void drpo__optim_update_portable(const drpo_optim_config *c, size_t n, float *theta,
-                                 const float *g, double gscale, float *m1, float *m2,
-                                 uint64_t step, double lr, int commit, drpo_optim_stats *st)
-{
-    coeffs k;
-    make_coeffs(c, gscale, step, lr, &k);
-    accum a;
-    memset(&a, 0, sizeof a);
-    update_portable(&k, c->kind, 0, n, theta, g, m1, m2, commit, &a);
-    finish(&a, st);
-}
-
-void drpo__optim_update(const drpo_optim_config *c, size_t n, float *theta, const float *g,
+void drpo__optim_update(const drpo_optim_config *c, size_t n, float *theta, float *g,
                         double gscale, float *m1, float *m2, uint64_t step, double lr,
                         int commit, drpo_optim_stats *st)
 {

@@ -394,7 +394,9 @@ static drpo_status gradient(drpo_trainer *t, const drpo_batch *b, double *norm2,
                             uint32_t *tmax)
 {
     drpo_model *m = t->model;
-    memset(t->grad, 0, m->n_params * sizeof(float));
+    if (!t->grad_clear) /* (after a committed update it is: no pass) */
+        memset(t->grad, 0, m->n_params * sizeof(float));
+    t->grad_clear = 0;
     drpo_status st =
         run_callback(t, m->cb.backward(m->user, m->params, b, t->pair_w, t->grad), "backward");
     if (st != DRPO_OK)
@@ -482,6 +484,7 @@ drpo_status drpo_trainer_step(drpo_trainer *t, const drpo_batch *b)
     }
     drpo__optim_update(&t->opt, m->n_params, m->params, t->grad, gscale, t->m1, t->m2, t->steps,
                        lr, 1, &os);
+    t->grad_clear = 1;
     t->m1_max = os.m1_max;
     t->m2_max = os.m2_max;
     t->moments_max_known = 1;

@@ -56,6 +56,7 @@ struct drpo_trainer {
     double *unit_loss, *unit_base, *unit_q; /* [unit_cap] */
     double *unit_comp;                   /* [unit_cap] compensation of the unit loss sums */
     float *grad;                         /* [n_params] */
+    int grad_clear;                      /* grad is all zeros (the update clears it) */
     double *group_sum, *group_tmp;       /* [G], [2G] */
     size_t *group_pairs;                 /* [G] */
     unsigned char *group_present;        /* [G] */

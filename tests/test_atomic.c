@@ -131,6 +131,9 @@ static unsigned char *replay(const tm_cfg *c, int inject, const char *dir, size_
         }
         ck_assert_int_eq(drpo_trainer_step(r.t, r.b), DRPO_OK);
     }
+    /* every backward, after successes, failures and refusals alike, began
+     * from a zeroed gradient (the update clears it for the next one) */
+    ck_assert_int_eq(r.bt.dirty_grads, 0);
     unsigned char *bytes = tm_state_bytes(r.t, dir, len);
     tm_run_close(&r);
     return bytes;
@@ -263,8 +266,91 @@ START_TEST(test_overflowing_update_refused)
         if (kind < 3)
             p[1] = keep;
     }
+    double value, norm; /* an evaluation's gradient is never applied: it stays too */
+    ck_assert_int_eq(drpo_trainer_evaluate(r.t, r.b, &value, &norm), DRPO_OK);
+    ck_assert_int_eq(drpo_trainer_step(r.t, r.b), DRPO_OK);
+    ck_assert_int_eq(r.bt.dirty_grads, 0); /* (nor a refused update's) */
     tm_run_close(&r);
     tm_rmdir(dir);
+}
+END_TEST
+
+/* A model of `d` parameters (enough for the vector loops and a tail) whose
+ * backward counts gradients that were not zeroed on entry and writes a
+ * gradient that changes with every call; backward call `fail_at` writes,
+ * then fails. */
+typedef struct zero_model {
+    size_t d;
+    long calls, dirty, fail_at;
+} zero_model;
+
+static int zm_forward(void *user, const float *params, const drpo_batch *b, double *loss)
+{
+    (void)user, (void)params;
+    for (size_t j = 0; j < drpo_batch_size(b); j++)
+        loss[j] = 0.1 * (double)(j + 1);
+    return 0;
+}
+
+static int zm_backward(void *user, const float *params, const drpo_batch *b, const double *w,
+                       float *grad)
+{
+    zero_model *z = user;
+    (void)params, (void)b, (void)w;
+    z->calls++;
+    for (size_t i = 0; i < z->d; i++)
+        if (grad[i] != 0.0f) {
+            z->dirty++;
+            break;
+        }
+    for (size_t i = 0; i < z->d; i++)
+        grad[i] = 0.01f * (float)((long)(i % 7) - 3 + z->calls);
+    return z->calls == z->fail_at ? 5 : 0;
+}
+
+/* The library zeroes the gradient before every backward (the callback
+ * contract); the update clears it as it reads it, so this holds after
+ * steps, failed steps, refused updates and evaluations, on every
+ * optimiser's loop (the vector one and its tail). */
+START_TEST(test_backward_gets_zeroed_gradient)
+{
+    static const int32_t opts[] = {DRPO_OPT_SGD, DRPO_OPT_MOMENTUM, DRPO_OPT_ADAMW};
+    zero_model z = {37, 0, 0, 4};
+    drpo_model_callbacks cb = {sizeof cb, zm_forward, zm_backward, NULL};
+    drpo_model *m;
+    drpo_objective *o;
+    drpo_trainer *t;
+    drpo_batch *b;
+    ck_assert_int_eq(drpo_model_create(&m, z.d, &cb, &z), DRPO_OK);
+    ck_assert_int_eq(drpo_objective_create(&o, DRPO_SET_KL), DRPO_OK);
+    ck_assert_int_eq(drpo_objective_set(o, DRPO_PARAM_RADIUS, 0.1), DRPO_OK);
+    ck_assert_int_eq(drpo_trainer_create(&t, m, o), DRPO_OK);
+    ck_assert_int_eq(drpo_trainer_set(t, DRPO_TRAIN_OPTIMIZER, opts[_i]), DRPO_OK);
+    ck_assert_int_eq(drpo_batch_create(&b), DRPO_OK);
+    for (int j = 0; j < 6; j++)
+        ck_assert_int_eq(drpo_batch_add_key(b, (uint64_t)j / 2, DRPO_GROUP_NONE, j), DRPO_OK);
+    double lr, value, norm;
+    ck_assert_int_eq(drpo_trainer_get(t, DRPO_TRAIN_LR, &lr), DRPO_OK);
+    for (int step = 0; step < 9; step++) {
+        drpo_status st = drpo_trainer_step(t, b), want = DRPO_OK;
+        if (z.calls == z.fail_at)
+            want = DRPO_ERR_CALLBACK;
+        else if (step == 6)
+            want = DRPO_ERR_NONFINITE;
+        ck_assert_int_eq(st, want);
+        if (step == 5) /* a refused update: its gradient was never applied */
+            ck_assert_int_eq(drpo_trainer_set(t, DRPO_TRAIN_LR, 1e300), DRPO_OK);
+        if (step == 6) {
+            ck_assert_int_eq(drpo_trainer_set(t, DRPO_TRAIN_LR, lr), DRPO_OK);
+            ck_assert_int_eq(drpo_trainer_evaluate(t, b, &value, &norm), DRPO_OK);
+        }
+    }
+    ck_assert_int_eq(z.calls, 10); /* (one of them the evaluation's) */
+    ck_assert_int_eq(z.dirty, 0);
+    drpo_trainer_free(t);
+    drpo_objective_free(o);
+    drpo_model_free(m);
+    drpo_batch_free(b);
 }
 END_TEST
 
@@ -277,6 +363,7 @@ Suite *suite_atomic(void)
     tcase_add_test(tc, test_first_step_allocation_failure);
     tcase_add_loop_test(tc, test_steady_state_no_allocation, 0, 15);
     tcase_add_loop_test(tc, test_overflowing_update_refused, 0, 3);
+    tcase_add_loop_test(tc, test_backward_gets_zeroed_gradient, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -119,8 +119,15 @@ static int cb_backward(void *user, const float *params, const drpo_batch *b, con
 {
     tm_bt *m = user;
     long call = ++m->bwd_calls;
-    if (call == m->fail_bwd_at)
+    for (size_t i = 0; i < m->d; i++)
+        if (grad[i] != 0.0f) {
+            m->dirty_grads++;
+            break;
+        }
+    if (call == m->fail_bwd_at) { /* failing half-way: what it wrote must not last */
+        grad[0] = 1.0f;
         return m->fail_code;
+    }
     double theta[TM_MAXD], g[TM_MAXD] = {0};
     params_to_double(m, params, theta);
     size_t n = drpo_batch_size(b);

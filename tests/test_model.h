@@ -26,6 +26,9 @@ typedef struct tm_bt {
     long fail_fwd_at, fail_bwd_at; /* return fail_code */
     long nan_fwd_at, nan_bwd_at;   /* write a NaN loss / gradient */
     int fail_code;
+    /* backward calls whose gradient was not all zeros on entry (the
+     * callback contract: the library zeroes it) */
+    long dirty_grads;
     /* weights passed to the last backward call */
     double rec_w[TM_MAX_PAIRS];
     size_t rec_n;
