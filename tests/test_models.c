@@ -25,6 +25,7 @@
  * feature row or sign moves g by a large fraction of S_i. */
 #include "check_util.h"
 #include "suites.h"
+#include "../lib/model.h"
 
 #include <float.h>
 #include <math.h>
@@ -903,6 +904,69 @@ START_TEST(test_linear_scores)
 }
 END_TEST
 
+/* ---- the forward's cache ----------------------------------------------------- */
+
+/* Backward of batch `b` through the model's own callbacks, after `before`:
+ * 0 nothing, 1 forward of b, 2 forward of `other` (same size, other prompts). */
+static void cached_backward(drpo_model *m, const drpo_batch *b, const drpo_batch *other,
+                            int before, float *grad)
+{
+    double loss[MAXN], w[MAXN];
+    size_t n = drpo_batch_size(b);
+    for (size_t j = 0; j < n; j++)
+        w[j] = 0.25 + 0.125 * (double)j;
+    if (before)
+        ck_assert_int_eq(m->cb.forward(m->user, m->params, before == 1 ? b : other, loss), 0);
+    memset(grad, 0, MAXD * sizeof *grad);
+    ck_assert_int_eq(m->cb.backward(m->user, m->params, b, w, grad), 0);
+}
+
+/* The built-in models keep the forward's slopes for the backward that
+ * follows it with the same parameters and batch; a backward of another
+ * batch (here of the same size), or one with no forward before it, must
+ * compute its own: all give the same bits. */
+START_TEST(test_builtin_forward_cache)
+{
+    tu_rng r;
+    tu_rng_seed(&r, 0xcac4e);
+    pl_data p;
+    pl_fill(&p, &r);
+    sp_data s;
+    sp_fill(&s, &r);
+    s.beta = 0.6;
+    s.use_ref = 1;
+    drpo_model *m[2];
+    ck_assert_int_eq(drpo_pairwise_linear_create(&m[0], PL_DIM, PL_ROWS, p.diff, DRPO_LOSS_DPO,
+                                                 0.75, 0.0, p.theta_ref),
+                     DRPO_OK);
+    m[1] = sp_model(&s);
+    const int64_t host_a[2][4] = {{3, 4, 5, 9}, {1, 3, 6, 3}}, host_b[2][4] = {{20, 2, 7, 8},
+                                                                              {5, 2, 4, 6}};
+    const uint64_t keys[4] = {1, 2, 3, 4};
+    for (int k = 0; k < 2; k++) {
+        size_t dim = drpo_model_n_params(m[k]);
+        for (size_t i = 0; i < dim; i++)
+            drpo_model_params(m[k])[i] = dyadic(&r, 160, 9);
+        drpo_batch *a = make_batch(4, host_a[k], keys), *b = make_batch(4, host_b[k], keys);
+        float want[MAXD], got[MAXD];
+        cached_backward(m[k], a, b, 1, want);
+        int nonzero = 0;
+        for (size_t i = 0; i < dim; i++)
+            nonzero |= want[i] != 0.0f;
+        ck_assert(nonzero);
+        for (int before = 0; before <= 2; before += 2) {
+            cached_backward(m[k], a, b, before, got);
+            ck_assert_msg(!memcmp(got, want, dim * sizeof *got),
+                          "model %d: backward after %s differs from after its forward", k,
+                          before ? "another batch's forward" : "no forward");
+        }
+        drpo_batch_free(a);
+        drpo_batch_free(b);
+        drpo_model_free(m[k]);
+    }
+}
+END_TEST
+
 Suite *suite_models(void)
 {
     Suite *s = suite_create("models");
@@ -914,6 +978,9 @@ Suite *suite_models(void)
     tc = tcase_create("softmax");
     tcase_add_test(tc, test_softmax_policy);
     tcase_add_test(tc, test_softmax_bad_inputs);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cache");
+    tcase_add_test(tc, test_builtin_forward_cache);
     suite_add_tcase(s, tc);
     tc = tcase_create("scores");
     tcase_add_test(tc, test_linear_scores);

@@ -20,7 +20,16 @@ typedef struct softmax_policy {
     double beta;
     double *ref_logp;      /* [off[n_prompts]] log pi_ref */
     float *logit;          /* [max_k] */
-    double *logp;          /* [max_k] */
+    double *logp, *prob;   /* [max_k] each: log pi and pi of one prompt */
+    double *slope;         /* [cap]: d loss_j / d s_c of each candidate of the last forward */
+    size_t cap;
+    /* the forward whose slopes are in `slope`: the trainer calls backward
+     * right after forward with the same parameters and batch, which then
+     * reads the features once more instead of twice and takes no exp */
+    const float *fw_params;
+    const drpo_batch *fw_batch;
+    size_t fw_n;
+    int fw_valid;
 } softmax_policy;
 
 static void sp_free(void *user)
@@ -30,11 +39,14 @@ static void sp_free(void *user)
     drpo__free(&a, sp->ref_logp);
     drpo__free(&a, sp->logit);
     drpo__free(&a, sp->logp);
+    drpo__free(&a, sp->prob);
+    drpo__free(&a, sp->slope);
     drpo__free(&a, sp);
 }
 
-/* log pi(.|i) under theta into out[0, K). */
-static void log_policy(softmax_policy *sp, const float *theta, size_t i, double *out)
+/* log pi(.|i) and pi(.|i) under theta into sp->logp and sp->prob; returns
+ * the prompt's candidate count. */
+static size_t policy(softmax_policy *sp, const float *theta, size_t i)
 {
     size_t a = sp->off[i], k = sp->off[i + 1] - a;
     drpo__rows_dot(k, sp->dim, sp->features + a * sp->dim, theta, sp->logit);
@@ -42,41 +54,82 @@ static void log_policy(softmax_policy *sp, const float *theta, size_t i, double 
     for (size_t c = 0; c < k; c++)
         top = fmax(top, (double)sp->logit[c]);
     double z = 0.0;
-    for (size_t c = 0; c < k; c++)
-        z += exp((double)sp->logit[c] - top);
+    for (size_t c = 0; c < k; c++) {
+        sp->prob[c] = exp((double)sp->logit[c] - top);
+        z += sp->prob[c];
+    }
     double lz = top + log(z);
-    for (size_t c = 0; c < k; c++)
-        out[c] = (double)sp->logit[c] - lz;
+    for (size_t c = 0; c < k; c++) {
+        sp->logp[c] = (double)sp->logit[c] - lz;
+        sp->prob[c] /= z;
+    }
+    return k;
 }
 
-/* E_pi reward and KL(pi || pi_ref) for prompt i, given log pi. */
-static void prompt_stats(const softmax_policy *sp, size_t i, const double *logp,
-                         const double *reward, double *er, double *kl)
+/* E_pi reward and KL(pi || pi_ref) for prompt i, from policy(). */
+static void prompt_stats(const softmax_policy *sp, size_t i, const double *reward, double *er,
+                         double *kl)
 {
     size_t a = sp->off[i], k = sp->off[i + 1] - a;
     double e = 0.0, d = 0.0;
     for (size_t c = 0; c < k; c++) {
-        double p = exp(logp[c]);
-        e += p * reward[a + c];
-        d += p * (logp[c] - sp->ref_logp[a + c]);
+        e += sp->prob[c] * reward[a + c];
+        d += sp->prob[c] * (sp->logp[c] - sp->ref_logp[a + c]);
     }
     *er = e;
     *kl = d > 0.0 ? d : 0.0;
 }
 
-static int sp_forward(void *user, const float *params, const drpo_batch *b, double *loss)
+/* Every prompt of the batch: its loss into loss[j] (unless loss is NULL)
+ * and the slopes of its candidates' scores, -pi_c (g_c - E_pi g), into
+ * sp->slope in batch order. */
+static int slopes(softmax_policy *sp, const float *params, const drpo_batch *b, double *loss)
 {
-    softmax_policy *sp = user;
     int rc = drpo__builtin_check_indices(b, sp->n_prompts);
     if (rc)
         return rc;
-    for (size_t j = 0; j < drpo_batch_size(b); j++) {
-        size_t i = (size_t)drpo_batch_host_index(b, j);
-        double er, kl;
-        log_policy(sp, params, i, sp->logp);
-        prompt_stats(sp, i, sp->logp, sp->reward, &er, &kl);
-        loss[j] = -(er - sp->beta * kl);
+    size_t n = drpo_batch_size(b), total = 0;
+    for (size_t j = 0; j < n; j++)
+        total += sp->off[b->host[j] + 1] - sp->off[b->host[j]];
+    if (total > sp->cap) {
+        double *slope = drpo__malloc_array(&sp->alloc, total, sizeof(double));
+        if (!slope)
+            return DRPO_BUILTIN_NOMEM;
+        drpo__free(&sp->alloc, sp->slope);
+        sp->slope = slope;
+        sp->cap = total;
     }
+    double *out = sp->slope;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = (size_t)b->host[j], a = sp->off[i], k = policy(sp, params, i);
+        if (loss) {
+            double er, kl;
+            prompt_stats(sp, i, sp->reward, &er, &kl);
+            loss[j] = -(er - sp->beta * kl);
+        }
+        double mean_g = 0.0;
+        for (size_t c = 0; c < k; c++) { /* (g_c kept in out until the mean is known) */
+            out[c] = sp->reward[a + c] - sp->beta * (sp->logp[c] - sp->ref_logp[a + c]);
+            mean_g += sp->prob[c] * out[c];
+        }
+        for (size_t c = 0; c < k; c++)
+            out[c] = -sp->prob[c] * (out[c] - mean_g);
+        out += k;
+    }
+    return 0;
+}
+
+static int sp_forward(void *user, const float *params, const drpo_batch *b, double *loss)
+{
+    softmax_policy *sp = user;
+    sp->fw_valid = 0;
+    int rc = slopes(sp, params, b, loss);
+    if (rc)
+        return rc;
+    sp->fw_params = params;
+    sp->fw_batch = b;
+    sp->fw_n = drpo_batch_size(b);
+    sp->fw_valid = 1;
     return 0;
 }
 
@@ -84,24 +137,21 @@ static int sp_backward(void *user, const float *params, const drpo_batch *b, con
                        float *grad)
 {
     softmax_policy *sp = user;
-    int rc = drpo__builtin_check_indices(b, sp->n_prompts);
-    if (rc)
-        return rc;
-    for (size_t j = 0; j < drpo_batch_size(b); j++) {
-        size_t i = (size_t)drpo_batch_host_index(b, j);
-        size_t a = sp->off[i], k = sp->off[i + 1] - a;
-        log_policy(sp, params, i, sp->logp);
-        double mean_g = 0.0;
-        for (size_t c = 0; c < k; c++) {
-            double g = sp->reward[a + c] - sp->beta * (sp->logp[c] - sp->ref_logp[a + c]);
-            mean_g += exp(sp->logp[c]) * g;
-        }
-        for (size_t c = 0; c < k; c++) { /* coefficient of phi_c in d loss_j / d theta, weighted */
-            double p = exp(sp->logp[c]);
-            double g = sp->reward[a + c] - sp->beta * (sp->logp[c] - sp->ref_logp[a + c]);
-            sp->logit[c] = (float)(-w[j] * p * (g - mean_g));
-        }
+    size_t n = drpo_batch_size(b);
+    int cached = sp->fw_valid && sp->fw_params == params && sp->fw_batch == b && sp->fw_n == n;
+    sp->fw_valid = 0;
+    if (!cached) {
+        int rc = slopes(sp, params, b, NULL);
+        if (rc)
+            return rc;
+    }
+    const double *slope = sp->slope;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = (size_t)b->host[j], a = sp->off[i], k = sp->off[i + 1] - a;
+        for (size_t c = 0; c < k; c++) /* coefficient of phi_c in d loss_j / d theta, weighted */
+            sp->logit[c] = (float)(w[j] * slope[c]);
         drpo__rows_axpy(k, sp->dim, sp->features + a * sp->dim, sp->logit, grad);
+        slope += k;
     }
     return 0;
 }
@@ -144,16 +194,19 @@ drpo_status drpo_softmax_policy_create_with_allocator(drpo_model **out, size_t d
     sp->ref_logp = drpo__malloc_array(&a, total, sizeof(double));
     sp->logit = drpo__malloc_array(&a, max_k, sizeof(float));
     sp->logp = drpo__malloc_array(&a, max_k, sizeof(double));
+    sp->prob = drpo__malloc_array(&a, max_k, sizeof(double));
     float *zero = theta_ref ? NULL : drpo__malloc_array(&a, dim, sizeof(float));
-    if (!sp->ref_logp || !sp->logit || !sp->logp || (!theta_ref && !zero)) {
+    if (!sp->ref_logp || !sp->logit || !sp->logp || !sp->prob || (!theta_ref && !zero)) {
         drpo__free(&a, zero);
         sp_free(sp);
         return DRPO_ERR_NOMEM;
     }
     if (zero)
         memset(zero, 0, dim * sizeof(float));
-    for (size_t i = 0; i < n_prompts; i++)
-        log_policy(sp, theta_ref ? theta_ref : zero, i, sp->ref_logp + offsets[i]);
+    for (size_t i = 0; i < n_prompts; i++) {
+        size_t k = policy(sp, theta_ref ? theta_ref : zero, i);
+        memcpy(sp->ref_logp + offsets[i], sp->logp, k * sizeof(double));
+    }
     drpo__free(&a, zero);
     drpo_model_callbacks cb = {sizeof cb, sp_forward, sp_backward, sp_free};
     return drpo__builtin_model(out, dim, &cb, sp, &a);
@@ -178,8 +231,8 @@ drpo_status drpo_softmax_policy_stats(const drpo_model *m, size_t prompt, const 
     if (prompt >= sp->n_prompts)
         return DRPO_ERR_SIZE;
     double er, kl;
-    log_policy(sp, m->params, prompt, sp->logp);
-    prompt_stats(sp, prompt, sp->logp, reward ? reward : sp->reward, &er, &kl);
+    policy(sp, m->params, prompt);
+    prompt_stats(sp, prompt, reward ? reward : sp->reward, &er, &kl);
     if (expected_reward)
         *expected_reward = er;
     if (kl_to_ref)
