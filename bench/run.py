@@ -46,8 +46,11 @@ def main():
     R["torch_solve"] = run([PY, os.path.join(HERE, "torch_baselines.py"), "solve", lib])
     R["optim"] = run([b("bench-optim")] + q)
     R["torch_optim"] = run([PY, os.path.join(HERE, "torch_baselines.py"), "optim"] + q)
-    R["linear"] = run([b("bench-linear")])
+    models = run([b("bench-models")])
+    R["linear"] = [x for x in models if x["bench"] == "linear"]
+    R["policy"] = [x for x in models if x["bench"] == "policy"]
     R["torch_linear"] = run([PY, os.path.join(HERE, "torch_baselines.py"), "linear"])
+    R["torch_policy"] = run([PY, os.path.join(HERE, "torch_baselines.py"), "policy"])
     R["kernels"] = run([b("bench-kernels")]) if os.path.exists(b("bench-kernels")) else []
     # (5) end to end
     pairs = 10**5 if quick else 10**6
@@ -140,13 +143,22 @@ def render(R):
     L.append("")
     L.append("(4) built-in linear Bradley–Terry forward + backward (model share of a full step)")
     L.append("")
-    L.append("| n × d | libdrpo | floor (2 read passes) | ratio | PyTorch (matmuls / autograd) | speed-up |")
+    L.append("| n × d | libdrpo | floor (2 read passes) | ratio | PyTorch (matmuls / autograd) | speed-up (vs the faster) |")
     L.append("|---|---|---|---|---|---|")
-    for x in R["linear"]:
-        t = next(y for y in R["torch_linear"] if y["n"] == x["n"] and y["d"] == x["d"])
-        L.append("| %g × %d | %s | %s | %.2f× | %s / %s | %.1f× |" % (
-            x["n"], x["d"], fmt_t(x["seconds"]), fmt_t(x["floor_seconds"]), x["ratio"],
-            fmt_t(t["seconds"]), fmt_t(t["autograd_seconds"]), t["seconds"] / x["seconds"]))
+    def model_rows(mine, torch_rows):
+        for x in mine:
+            t = next(y for y in torch_rows if y["n"] == x["n"] and y["d"] == x["d"])
+            L.append("| %g × %d | %s | %s | %.2f× | %s / %s | %.1f× |" % (
+                x["n"], x["d"], fmt_t(x["seconds"]), fmt_t(x["floor_seconds"]), x["ratio"],
+                fmt_t(t["seconds"]), fmt_t(t["autograd_seconds"]),
+                min(t["seconds"], t["autograd_seconds"]) / x["seconds"]))
+    model_rows(R["linear"], R["torch_linear"])
+    L.append("")
+    L.append("(4b) built-in softmax policy forward + backward, n / 8 prompts of 8 candidates (model share of a full step)")
+    L.append("")
+    L.append("| candidates × d | libdrpo | floor (2 read passes) | ratio | PyTorch (matmuls / autograd) | speed-up (vs the faster) |")
+    L.append("|---|---|---|---|---|---|")
+    model_rows(R["policy"], R["torch_policy"])
     if R["kernels"]:
         L.append("")
         L.append("gemv kernels (median time; libdrpo picks its AVX2/FMA loops where BLIS runs generic kernels)")

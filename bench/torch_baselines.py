@@ -5,6 +5,7 @@ the CPU, /usr/bin/python3).  One JSON object per line on stdout.
     torch_baselines.py solve LIBDRPO      (2) solves as a user writes them
     torch_baselines.py optim              (3) torch.optim.AdamW / SGD(momentum)
     torch_baselines.py linear             (4) linear BT forward + backward
+    torch_baselines.py policy             (4) softmax policy forward + backward
     torch_baselines.py train CSV BATCH    (5) stochastic KL-radius DRO training loop
 """
 import ctypes, json, math, statistics, sys, time
@@ -216,6 +217,40 @@ def bench_linear():
             autograd_seconds=med(step_autograd, 11))
 
 
+def bench_policy():
+    # bench/models.c's policy: n / 8 prompts of 8 candidates, rewards
+    # (i % 5) / 4, beta 0.1, theta_ref = 0 (a uniform reference)
+    k, beta = 8, 0.1
+    for n, d in ((100000, 256), (1000000, 64)):
+        g = torch.Generator().manual_seed(3)
+        x = torch.rand(n, d, generator=g, dtype=torch.float32) - 0.5
+        theta = (torch.arange(d, dtype=torch.float32) % 11 - 5) * 0.01
+        r = ((torch.arange(n) % 5).double() * 0.25).view(-1, k)
+        ref = torch.full((n // k, k), -math.log(k), dtype=torch.float64)
+        w = torch.full((n // k, 1), k / n, dtype=torch.float64)
+
+        def step():
+            # forward: scores by a float32 matmul, log-softmax per prompt,
+            # E r - beta KL; backward: the analytic slopes -pi (g - E g)
+            # and a second matmul
+            logp = torch.log_softmax((x @ theta).double().view(-1, k), dim=1)
+            p = logp.exp()
+            gk = r - beta * (logp - ref)
+            loss = -(p * r).sum(1) + beta * (p * (logp - ref)).sum(1)
+            coef = (-p * (gk - (p * gk).sum(1, keepdim=True)) * w).float().view(-1)
+            return loss, coef @ x
+
+        def step_autograd():
+            th = theta.clone().requires_grad_(True)
+            logp = torch.log_softmax((x @ th).double().view(-1, k), dim=1)
+            p = logp.exp()
+            loss = -(p * r).sum(1) + beta * (p * (logp - ref)).sum(1)
+            (loss * w.view(-1)).sum().backward()
+            return th.grad
+        out(bench="torch-policy", n=n, d=d, seconds=med(step, 11),
+            autograd_seconds=med(step_autograd, 11))
+
+
 # ---- (5) training loop -----------------------------------------------------------
 
 def bench_train(csv, batch):
@@ -285,5 +320,7 @@ if __name__ == "__main__":
         bench_optim(len(sys.argv) > 2 and sys.argv[2] == "--quick")
     elif what == "linear":
         bench_linear()
+    elif what == "policy":
+        bench_policy()
     elif what == "train":
         bench_train(sys.argv[2], int(sys.argv[3]))
