@@ -940,8 +940,8 @@ START_TEST(test_builtin_forward_cache)
                                                  0.75, 0.0, p.theta_ref),
                      DRPO_OK);
     m[1] = sp_model(&s);
-    const int64_t host_a[2][4] = {{3, 4, 5, 9}, {1, 3, 6, 3}}, host_b[2][4] = {{20, 2, 7, 8},
-                                                                              {5, 2, 4, 6}};
+    const int64_t host_a[2][4] = {{3, 4, 5, 9}, {2, 3, 4, 1}}, host_b[2][4] = {{20, 2, 7, 8},
+                                                                              {5, 6, 0, 3}};
     const uint64_t keys[4] = {1, 2, 3, 4};
     for (int k = 0; k < 2; k++) {
         size_t dim = drpo_model_n_params(m[k]);

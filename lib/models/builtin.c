@@ -11,6 +11,15 @@ int drpo__builtin_check_indices(const drpo_batch *b, size_t limit)
     return 0;
 }
 
+size_t drpo__builtin_run(const drpo_batch *b, size_t j, size_t n)
+{
+    const int64_t *host = b->host;
+    size_t k = 1;
+    while (j + k < n && host[j + k] == host[j] + (int64_t)k)
+        k++;
+    return k;
+}
+
 drpo_status drpo__builtin_model(drpo_model **out, size_t n_params, const drpo_model_callbacks *cb,
                                 void *user, const drpo_allocator *alloc)
 {

@@ -16,6 +16,11 @@ enum {
  * DRPO_BUILTIN_BAD_INDEX. */
 int drpo__builtin_check_indices(const drpo_batch *b, size_t limit);
 
+/* The length of the run of consecutive host indices (h, h + 1, ...) that
+ * starts at entry j of the batch's n: rows that follow each other in the
+ * data, done by one gemv. */
+size_t drpo__builtin_run(const drpo_batch *b, size_t j, size_t n);
+
 /* Wrap user data and callbacks in a model; frees `user` through free_user if
  * the model cannot be created. */
 drpo_status drpo__builtin_model(drpo_model **out, size_t n_params, const drpo_model_callbacks *cb,

@@ -39,17 +39,6 @@ static void pl_free(void *user)
     drpo__free(&a, pl);
 }
 
-/* Length of the run of consecutive host indices starting at pair j (read
- * from the batch itself: through the public accessor, a call per pair). */
-static size_t run_length(const drpo_batch *b, size_t j, size_t n)
-{
-    const int64_t *host = b->host;
-    size_t k = 1;
-    while (j + k < n && host[j + k] == host[j] + (int64_t)k)
-        k++;
-    return k;
-}
-
 /* Margins of every pair of the batch into pl->buf. */
 static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b)
 {
@@ -78,7 +67,7 @@ static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b
     if (rc)
         return rc;
     for (size_t j = 0; j < n;) {
-        size_t k = run_length(b, j, n);
+        size_t k = drpo__builtin_run(b, j, n);
         const float *x = pl->diff + (size_t)b->host[j] * d;
         if (k >= 4) {
             drpo__rows_dot(k, d, x, theta, pl->buf + j);
@@ -142,7 +131,7 @@ static int pl_backward(void *user, const float *params, const drpo_batch *b, con
     for (size_t j = 0; j < n; j++)
         coef[j] = (float)(w[j] * pl->slope[j]);
     for (size_t j = 0; j < n;) {
-        size_t k = run_length(b, j, n);
+        size_t k = drpo__builtin_run(b, j, n);
         const float *x = pl->diff + (size_t)b->host[j] * d;
         if (k >= 4) {
             drpo__rows_axpy(k, d, x, coef + j, grad);

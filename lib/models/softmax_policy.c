@@ -21,7 +21,9 @@ typedef struct softmax_policy {
     double *ref_logp;      /* [off[n_prompts]] log pi_ref */
     float *logit;          /* [max_k] */
     double *logp, *prob;   /* [max_k] each: log pi and pi of one prompt */
-    double *slope;         /* [cap]: d loss_j / d s_c of each candidate of the last forward */
+    /* [cap] each, a value per candidate of the batch in batch order: */
+    double *slope;         /* d loss_j / d s_c, from the last forward */
+    float *score;          /* the forward's scores s_c, then the backward's coefficients */
     size_t cap;
     /* the forward whose slopes are in `slope`: the trainer calls backward
      * right after forward with the same parameters and batch, which then
@@ -41,28 +43,34 @@ static void sp_free(void *user)
     drpo__free(&a, sp->logp);
     drpo__free(&a, sp->prob);
     drpo__free(&a, sp->slope);
+    drpo__free(&a, sp->score);
     drpo__free(&a, sp);
 }
 
-/* log pi(.|i) and pi(.|i) under theta into sp->logp and sp->prob; returns
- * the prompt's candidate count. */
-static size_t policy(softmax_policy *sp, const float *theta, size_t i)
+/* log pi and pi of k candidates with scores s into sp->logp and sp->prob. */
+static void softmax(softmax_policy *sp, const float *s, size_t k)
 {
-    size_t a = sp->off[i], k = sp->off[i + 1] - a;
-    drpo__rows_dot(k, sp->dim, sp->features + a * sp->dim, theta, sp->logit);
     double top = -INFINITY;
     for (size_t c = 0; c < k; c++)
-        top = fmax(top, (double)sp->logit[c]);
+        top = fmax(top, (double)s[c]);
     double z = 0.0;
     for (size_t c = 0; c < k; c++) {
-        sp->prob[c] = exp((double)sp->logit[c] - top);
+        sp->prob[c] = exp((double)s[c] - top);
         z += sp->prob[c];
     }
     double lz = top + log(z);
     for (size_t c = 0; c < k; c++) {
-        sp->logp[c] = (double)sp->logit[c] - lz;
+        sp->logp[c] = (double)s[c] - lz;
         sp->prob[c] /= z;
     }
+}
+
+/* softmax() of prompt i under theta; returns its candidate count. */
+static size_t policy(softmax_policy *sp, const float *theta, size_t i)
+{
+    size_t a = sp->off[i], k = sp->off[i + 1] - a;
+    drpo__rows_dot(k, sp->dim, sp->features + a * sp->dim, theta, sp->logit);
+    softmax(sp, sp->logit, k);
     return k;
 }
 
@@ -82,7 +90,8 @@ static void prompt_stats(const softmax_policy *sp, size_t i, const double *rewar
 
 /* Every prompt of the batch: its loss into loss[j] (unless loss is NULL)
  * and the slopes of its candidates' scores, -pi_c (g_c - E_pi g), into
- * sp->slope in batch order. */
+ * sp->slope in batch order.  The scores of a run of consecutive prompts,
+ * whose candidates follow each other in the features, come from one gemv. */
 static int slopes(softmax_policy *sp, const float *params, const drpo_batch *b, double *loss)
 {
     int rc = drpo__builtin_check_indices(b, sp->n_prompts);
@@ -93,28 +102,43 @@ static int slopes(softmax_policy *sp, const float *params, const drpo_batch *b, 
         total += sp->off[b->host[j] + 1] - sp->off[b->host[j]];
     if (total > sp->cap) {
         double *slope = drpo__malloc_array(&sp->alloc, total, sizeof(double));
-        if (!slope)
+        float *score = drpo__malloc_array(&sp->alloc, total, sizeof(float));
+        if (!slope || !score) {
+            drpo__free(&sp->alloc, slope);
+            drpo__free(&sp->alloc, score);
             return DRPO_BUILTIN_NOMEM;
+        }
         drpo__free(&sp->alloc, sp->slope);
+        drpo__free(&sp->alloc, sp->score);
         sp->slope = slope;
+        sp->score = score;
         sp->cap = total;
     }
-    double *out = sp->slope;
-    for (size_t j = 0; j < n; j++) {
-        size_t i = (size_t)b->host[j], a = sp->off[i], k = policy(sp, params, i);
-        if (loss) {
-            double er, kl;
-            prompt_stats(sp, i, sp->reward, &er, &kl);
-            loss[j] = -(er - sp->beta * kl);
+    size_t at = 0;
+    for (size_t j = 0; j < n;) {
+        size_t run = drpo__builtin_run(b, j, n), first = (size_t)b->host[j];
+        size_t a = sp->off[first];
+        drpo__rows_dot(sp->off[first + run] - a, sp->dim, sp->features + a * sp->dim, params,
+                       sp->score + at);
+        for (size_t i = first; i < first + run; i++, j++) {
+            size_t k = sp->off[i + 1] - sp->off[i];
+            const double *reward = sp->reward + sp->off[i], *ref = sp->ref_logp + sp->off[i];
+            double *out = sp->slope + at;
+            softmax(sp, sp->score + at, k);
+            if (loss) {
+                double er, kl;
+                prompt_stats(sp, i, sp->reward, &er, &kl);
+                loss[j] = -(er - sp->beta * kl);
+            }
+            double mean_g = 0.0;
+            for (size_t c = 0; c < k; c++) { /* (g_c kept in out until the mean is known) */
+                out[c] = reward[c] - sp->beta * (sp->logp[c] - ref[c]);
+                mean_g += sp->prob[c] * out[c];
+            }
+            for (size_t c = 0; c < k; c++)
+                out[c] = -sp->prob[c] * (out[c] - mean_g);
+            at += k;
         }
-        double mean_g = 0.0;
-        for (size_t c = 0; c < k; c++) { /* (g_c kept in out until the mean is known) */
-            out[c] = sp->reward[a + c] - sp->beta * (sp->logp[c] - sp->ref_logp[a + c]);
-            mean_g += sp->prob[c] * out[c];
-        }
-        for (size_t c = 0; c < k; c++)
-            out[c] = -sp->prob[c] * (out[c] - mean_g);
-        out += k;
     }
     return 0;
 }
@@ -145,13 +169,15 @@ static int sp_backward(void *user, const float *params, const drpo_batch *b, con
         if (rc)
             return rc;
     }
-    const double *slope = sp->slope;
-    for (size_t j = 0; j < n; j++) {
-        size_t i = (size_t)b->host[j], a = sp->off[i], k = sp->off[i + 1] - a;
-        for (size_t c = 0; c < k; c++) /* coefficient of phi_c in d loss_j / d theta, weighted */
-            sp->logit[c] = (float)(w[j] * slope[c]);
-        drpo__rows_axpy(k, sp->dim, sp->features + a * sp->dim, sp->logit, grad);
-        slope += k;
+    size_t at = 0;
+    for (size_t j = 0; j < n;) { /* weighted coefficients of phi_c, a run at a time */
+        size_t run = drpo__builtin_run(b, j, n), first = (size_t)b->host[j], from = at;
+        for (size_t i = first; i < first + run; i++, j++)
+            for (size_t c = sp->off[i]; c < sp->off[i + 1]; c++, at++)
+                sp->score[at] = (float)(w[j] * sp->slope[at]);
+        size_t a = sp->off[first];
+        drpo__rows_axpy(sp->off[first + run] - a, sp->dim, sp->features + a * sp->dim,
+                        sp->score + from, grad);
     }
     return 0;
 }
