@@ -446,7 +446,11 @@ DRPO_API drpo_status drpo_linear_scores(const float *theta, size_t dim, size_t r
  *   - kind DPO/IPO/HINGE/CDPO with beta and theta_ref: the log-linear DPO
  *     policy pi_theta(y|x) ∝ exp(theta . phi(x, y)), whose log-ratio
  *     difference is exactly (theta - theta_ref) . x_h.
- * theta_ref (dim floats) is copied.  Parameters start at zero.
+ * theta_ref (dim floats) is copied.  Parameters start at zero.  Speed: the
+ * pairs of a batch whose rows follow each other (h, h + 1, ...) are done by
+ * one matrix-vector product, a pair alone by a dot product (both read the
+ * rows once in the forward and once in the backward); the model's scratch
+ * grows to the largest batch, on the first step that needs it.
  * Errors: DRPO_ERR_NULL, DRPO_ERR_SIZE, DRPO_ERR_KEY, DRPO_ERR_PARAM_RANGE,
  * DRPO_ERR_NOMEM. */
 DRPO_API drpo_status drpo_pairwise_linear_create(drpo_model **out, size_t dim, size_t rows,
@@ -467,6 +471,10 @@ DRPO_API drpo_status drpo_pairwise_linear_create_with_allocator(
  * its gradient is exact.  The batch's host index of an entry is its prompt.
  * offsets (n_prompts + 1), features and rewards are borrowed; theta_ref
  * (dim floats, NULL = 0) is used at creation only.  Parameters start at zero.
+ * Speed: as for the pairwise model, prompts of a batch that follow each
+ * other (i, i + 1, ...) have their candidates' scores computed by one
+ * matrix-vector product; the scratch grows to the largest batch's
+ * candidate count.
  * Errors: DRPO_ERR_NULL, DRPO_ERR_SIZE (offsets not increasing from 0, an
  * empty candidate set), DRPO_ERR_PARAM_RANGE (beta < 0), DRPO_ERR_NOMEM. */
 DRPO_API drpo_status drpo_softmax_policy_create(drpo_model **out, size_t dim, size_t n_prompts,
