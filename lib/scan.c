@@ -19,13 +19,20 @@ DRPO__INLINE double lanes_extreme(drpo_v4d m, double sign)
  * every unit is compared once more, a rare pass: heavy ties at the top). */
 #define SCAN_CANDIDATES 32
 
-/* The units of x[from, to) equal to v. */
-static double count_equal(const double *x, size_t from, size_t to, double v)
+/* The units of x[from, to) equal to v, four lanes at a time (one at a time
+ * into a double, as before, each add waited on the last: at a thousand
+ * units these blocks took most of the scan). */
+DRPO__INLINE double count_equal(const double *x, size_t from, size_t to, double v)
 {
-    double c = 0.0;
-    for (size_t i = from; i < to; i++)
+    const drpo_v4d vv = drpo__v4_set1(v);
+    drpo_v4i lanes = {0, 0, 0, 0}; /* (a true lane is -1) */
+    size_t i = from;
+    for (; i + 4 <= to; i += 4)
+        lanes -= drpo__v4_load(x + i) == vv;
+    int64_t c = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < to; i++)
         c += x[i] == v;
-    return c;
+    return (double)c;
 }
 
 /* The running extremes and sums of one chain of groups of eight. */
