@@ -16,9 +16,9 @@ typedef struct pairwise_linear {
     double beta, smoothing;
     float *theta_ref; /* [dim] or NULL */
     float *eff;       /* [dim] theta - theta_ref */
-    float *buf;       /* [2 cap]: margins, then loss slopes */
-    double *slope;    /* [cap]: d loss / d margin of the last forward */
-    size_t cap;
+    float *buf;       /* [2 buf_cap]: margins, then the backward's coefficients */
+    double *slope;    /* [slope_cap]: d loss / d margin of the last forward */
+    size_t buf_cap, slope_cap;
     /* the forward whose margins and slopes are in buf and slope: the
      * trainer calls backward right after forward with the same parameters
      * and batch, which then reads the features once, not twice */
@@ -43,20 +43,9 @@ static void pl_free(void *user)
 static int margins(pairwise_linear *pl, const float *params, const drpo_batch *b)
 {
     size_t n = drpo_batch_size(b), d = pl->dim;
-    if (n > pl->cap) {
-        float *buf = drpo__malloc_array(&pl->alloc, n, 2 * sizeof(float));
-        double *slope = drpo__malloc_array(&pl->alloc, n, sizeof(double));
-        if (!buf || !slope) {
-            drpo__free(&pl->alloc, buf);
-            drpo__free(&pl->alloc, slope);
-            return DRPO_BUILTIN_NOMEM;
-        }
-        drpo__free(&pl->alloc, pl->buf);
-        drpo__free(&pl->alloc, pl->slope);
-        pl->buf = buf;
-        pl->slope = slope;
-        pl->cap = n;
-    }
+    if (drpo__reserve(&pl->alloc, (void **)&pl->buf, &pl->buf_cap, n, 2 * sizeof(float)) ||
+        drpo__reserve(&pl->alloc, (void **)&pl->slope, &pl->slope_cap, n, sizeof(double)))
+        return DRPO_BUILTIN_NOMEM;
     const float *theta = params;
     if (pl->theta_ref) {
         for (size_t i = 0; i < d; i++)
@@ -127,7 +116,7 @@ static int pl_backward(void *user, const float *params, const drpo_batch *b, con
             return rc;
         losses(pl, n, NULL);
     }
-    float *coef = pl->buf + pl->cap;
+    float *coef = pl->buf + pl->buf_cap;
     for (size_t j = 0; j < n; j++)
         coef[j] = (float)(w[j] * pl->slope[j]);
     for (size_t j = 0; j < n;) {

@@ -21,10 +21,10 @@ typedef struct softmax_policy {
     double *ref_logp;      /* [off[n_prompts]] log pi_ref */
     float *logit;          /* [max_k] */
     double *logp, *prob;   /* [max_k] each: log pi and pi of one prompt */
-    /* [cap] each, a value per candidate of the batch in batch order: */
+    /* a value per candidate of the batch, in batch order: */
     double *slope;         /* d loss_j / d s_c, from the last forward */
     float *score;          /* the forward's scores s_c, then the backward's coefficients */
-    size_t cap;
+    size_t slope_cap, score_cap;
     /* the forward whose slopes are in `slope`: the trainer calls backward
      * right after forward with the same parameters and batch, which then
      * reads the features once more instead of twice and takes no exp */
@@ -74,9 +74,12 @@ static size_t policy(softmax_policy *sp, const float *theta, size_t i)
     return k;
 }
 
-/* E_pi reward and KL(pi || pi_ref) for prompt i, from policy(). */
+/* E_pi reward and sum pi (log pi - log pi_ref) for prompt i, from
+ * softmax(): KL(pi || pi_ref) but for rounding, which can make it a hair
+ * negative (the KL reported is clamped at 0; the gradient's E_pi g takes
+ * the sum as it is). */
 static void prompt_stats(const softmax_policy *sp, size_t i, const double *reward, double *er,
-                         double *kl)
+                         double *kl_sum)
 {
     size_t a = sp->off[i], k = sp->off[i + 1] - a;
     double e = 0.0, d = 0.0;
@@ -85,7 +88,7 @@ static void prompt_stats(const softmax_policy *sp, size_t i, const double *rewar
         d += sp->prob[c] * (sp->logp[c] - sp->ref_logp[a + c]);
     }
     *er = e;
-    *kl = d > 0.0 ? d : 0.0;
+    *kl_sum = d;
 }
 
 /* Every prompt of the batch: its loss into loss[j] (unless loss is NULL)
@@ -100,20 +103,9 @@ static int slopes(softmax_policy *sp, const float *params, const drpo_batch *b, 
     size_t n = drpo_batch_size(b), total = 0;
     for (size_t j = 0; j < n; j++)
         total += sp->off[b->host[j] + 1] - sp->off[b->host[j]];
-    if (total > sp->cap) {
-        double *slope = drpo__malloc_array(&sp->alloc, total, sizeof(double));
-        float *score = drpo__malloc_array(&sp->alloc, total, sizeof(float));
-        if (!slope || !score) {
-            drpo__free(&sp->alloc, slope);
-            drpo__free(&sp->alloc, score);
-            return DRPO_BUILTIN_NOMEM;
-        }
-        drpo__free(&sp->alloc, sp->slope);
-        drpo__free(&sp->alloc, sp->score);
-        sp->slope = slope;
-        sp->score = score;
-        sp->cap = total;
-    }
+    if (drpo__reserve(&sp->alloc, (void **)&sp->slope, &sp->slope_cap, total, sizeof(double)) ||
+        drpo__reserve(&sp->alloc, (void **)&sp->score, &sp->score_cap, total, sizeof(float)))
+        return DRPO_BUILTIN_NOMEM;
     size_t at = 0;
     for (size_t j = 0; j < n;) {
         size_t run = drpo__builtin_run(b, j, n), first = (size_t)b->host[j];
@@ -125,18 +117,13 @@ static int slopes(softmax_policy *sp, const float *params, const drpo_batch *b, 
             const double *reward = sp->reward + sp->off[i], *ref = sp->ref_logp + sp->off[i];
             double *out = sp->slope + at;
             softmax(sp, sp->score + at, k);
-            if (loss) {
-                double er, kl;
-                prompt_stats(sp, i, sp->reward, &er, &kl);
-                loss[j] = -(er - sp->beta * kl);
-            }
-            double mean_g = 0.0;
-            for (size_t c = 0; c < k; c++) { /* (g_c kept in out until the mean is known) */
-                out[c] = reward[c] - sp->beta * (sp->logp[c] - ref[c]);
-                mean_g += sp->prob[c] * out[c];
-            }
+            double er, kl; /* E_pi g = E_pi r - beta sum pi (log pi - log pi_ref) */
+            prompt_stats(sp, i, sp->reward, &er, &kl);
+            if (loss)
+                loss[j] = -(er - sp->beta * fmax(kl, 0.0));
+            double mean_g = er - sp->beta * kl;
             for (size_t c = 0; c < k; c++)
-                out[c] = -sp->prob[c] * (out[c] - mean_g);
+                out[c] = -sp->prob[c] * ((reward[c] - sp->beta * (sp->logp[c] - ref[c])) - mean_g);
             at += k;
         }
     }
@@ -262,6 +249,6 @@ drpo_status drpo_softmax_policy_stats(const drpo_model *m, size_t prompt, const 
     if (expected_reward)
         *expected_reward = er;
     if (kl_to_ref)
-        *kl_to_ref = kl;
+        *kl_to_ref = fmax(kl, 0.0);
     return DRPO_OK;
 }
