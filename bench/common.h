@@ -70,6 +70,22 @@ static inline double bench_read_pass(const double *x, size_t n)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+/* The same over n floats (16 accumulators). */
+static inline double bench_read_pass_f32(const float *x, size_t n)
+{
+    float s[16] = {0};
+    size_t full = n - n % 16;
+    for (size_t i = 0; i < full; i += 16)
+        for (int k = 0; k < 16; k++)
+            s[k] += x[i + k];
+    double t = 0;
+    for (int k = 0; k < 16; k++)
+        t += s[k];
+    for (size_t i = full; i < n; i++)
+        t += x[i];
+    return t;
+}
+
 /* Median time of a read pass over n doubles. */
 static inline double bench_time_read(const double *x, size_t n, int reps)
 {
@@ -105,15 +121,7 @@ static inline void bench_bandwidth(size_t bytes, int reps, bench_bw *bw)
         reps = 64;
     for (int r = 0; r < reps; r++) {
         double t0 = bench_now();
-        float s[16] = {0};
-        size_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (int k = 0; k < 16; k++)
-                s[k] += x[i + k];
-        double tot = 0;
-        for (int k = 0; k < 16; k++)
-            tot += s[k];
-        bench_sink = tot;
+        bench_sink = bench_read_pass_f32(x, n);
         double t1 = bench_now();
         for (size_t j = 0; j < n; j++)
             x[j] += 1e-7f * y[j];

@@ -28,19 +28,6 @@ static int nop_bwd(void *u, const float *p, const drpo_batch *b, const double *w
     return 0;
 }
 
-static float read_pass(const float *x, size_t n)
-{
-    float s[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++)
-            s[k] += x[i + k];
-    float t = 0;
-    for (int k = 0; k < 16; k++)
-        t += s[k];
-    return t;
-}
-
 static double time_steps(drpo_trainer *t, const drpo_batch *b, int reps)
 {
     double tt[64];
@@ -59,12 +46,13 @@ static double time_steps(drpo_trainer *t, const drpo_batch *b, int reps)
 
 enum { CANDIDATES = 8 };
 
-/* One model's share of a step on batch b (entries: units of their own),
- * printed with the floor `pass` x 2; the model is freed. */
-static void report(const char *name, drpo_model *m, size_t n, size_t d, double pass)
+/* One model's share of a step on a batch of `entries` (host indices 0 ..
+ * entries - 1, four to a unit) over n feature rows of d, printed with the
+ * floor `pass` x 2; the model is freed. */
+static void report(const char *name, drpo_model *m, size_t entries, size_t n, size_t d,
+                   double pass)
 {
     int reps = 11;
-    size_t entries = strcmp(name, "policy") ? n : n / CANDIDATES;
     drpo_batch *b;
     drpo_objective *o;
     drpo_model *nop;
@@ -115,17 +103,17 @@ int main(void)
         double tp[64];
         for (int r = 0; r < 11; r++) {
             double t0 = bench_now();
-            bench_sink = read_pass(x, n * d);
+            bench_sink = bench_read_pass_f32(x, n * d);
             tp[r] = bench_now() - t0;
         }
         double pass = bench_median(tp, 11);
         drpo_model *m;
         if (drpo_pairwise_linear_create(&m, d, n, x, DRPO_LOSS_BT, 0, 0, NULL))
             return 1;
-        report("linear", m, n, d, pass);
+        report("linear", m, n, n, d, pass);
         if (drpo_softmax_policy_create(&m, d, prompts, off, x, reward, NULL, 0.1))
             return 1;
-        report("policy", m, n, d, pass);
+        report("policy", m, prompts, n, d, pass);
         free(x);
         free(reward);
         free(off);
