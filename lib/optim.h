@@ -30,9 +30,10 @@ double drpo__lr_at(const drpo_optim_config *c, uint64_t step);
 int drpo__optim_moments(int32_t kind);
 /* One update of n parameters with gradient g * gscale at 0-based step index
  * `step`; g is left all zeros, ready for the next backward (cleared as it is
- * read: a separate clearing pass would move 4 more bytes per parameter).
- * With commit == 0 nothing is written: the call only measures (finiteness
- * and norms), so a step can refuse an update before applying it. */
+ * read, while its lines are in cache: a clearing pass of its own before the
+ * backward had to fetch them again).  With commit == 0 nothing is written:
+ * the call only measures (finiteness and norms), so a step can refuse an
+ * update before applying it. */
 void drpo__optim_update(const drpo_optim_config *c, size_t n, float *theta, float *g,
                         double gscale, float *m1, float *m2, uint64_t step, double lr,
                         int commit, drpo_optim_stats *st);

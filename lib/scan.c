@@ -19,9 +19,9 @@ DRPO__INLINE double lanes_extreme(drpo_v4d m, double sign)
  * every unit is compared once more, a rare pass: heavy ties at the top). */
 #define SCAN_CANDIDATES 32
 
-/* The units of x[from, to) equal to v, four lanes at a time (one at a time
- * into a double, as before, each add waited on the last: at a thousand
- * units these blocks took most of the scan). */
+/* The units of x[from, to) equal to v, four lanes at a time (into one
+ * double, each add waits on the last; at a thousand units these blocks
+ * are most of the scan). */
 DRPO__INLINE double count_equal(const double *x, size_t from, size_t to, double v)
 {
     const drpo_v4d vv = drpo__v4_set1(v);
