@@ -299,6 +299,11 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
  * `target` (drpo__pairs_scan with that rule). */
 int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
                          double *gap);
+/* The same where every pair's mass is pu (a uniform base), by counting: the
+ * gap at which (start + the pairs scanned) pu first reaches target, start
+ * a count.  No sums: the selection moves the pairs and counts them. */
+int drpo__pairs_crossing_counted(drpo_pair *a, size_t n, double start, double pu, double target,
+                                 int descending, double *gap);
 
 /* ---- sorted windows of the gaps (sets/window.c) ------------------------- */
 
@@ -335,6 +340,11 @@ void drpo__sample_gaps(const drpo_problem *pb, size_t s, drpo_pair *out);
 /* The units with gaps below tau as pairs at the front of pb->pairs (one
  * pass); returns how many, their mass in *mass. */
 size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass);
+
+/* The units a mass of a uniform window stands for (its below_mass or
+ * above_mass): those are counts times pu to a few ulps (counted, or summed
+ * compensated), so their ratio to pu rounds to the count. */
+double drpo__units_of_mass(double mass, double pu);
 
 /* A window of the gaps (unsorted) that holds the crossing; returns the passes
  * over the data (1 unless the first bracket missed).  Uses pb->pairs, and

@@ -25,7 +25,7 @@ static int reference(const drpo_pair *in, size_t n, double start, int descending
     drpo_pair *a = malloc(n * sizeof *a + 1);
     memcpy(a, in, n * sizeof *a);
     drpo_scan_sums s = {{start, 0.0}, 0.0, 0.0, 0.0};
-    int found = scan_sorted(a, n, &s, descending, stop, ctx, gap);
+    int found = scan_sorted(a, n, &s, descending, stop, ctx, gap, TALLY_MOMENTS);
     *mass_before = drpo__ksum_value(&s.mass);
     free(a);
     return found;
@@ -97,6 +97,60 @@ START_TEST(test_scan_matches_sorted_scan)
 }
 END_TEST
 
+/* The counted crossing (every mass pu) against its definition on a sort: the
+ * gap of the first pair, in scan order, at which (start + its rank) pu
+ * reaches the target; none if (start + n) pu stays below.  Targets on the
+ * exact boundaries of the counts too, with ties (layouts 0 and 3). */
+START_TEST(test_counted_crossing_matches_ranks)
+{
+    tu_rng r;
+    tu_rng_seed(&r, 110);
+    const size_t sizes[] = {1, 2, 5, 64, 1000, 5003};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        drpo_pair *a = malloc(n * sizeof *a), *work = malloc(n * sizeof *work),
+                  *sorted = malloc(n * sizeof *sorted);
+        for (int kind = 0; kind < 5; kind++) {
+            for (int trial = 0; trial < 12; trial++) {
+                size_t start = trial % 3 == 0 ? 0 : tu_below(&r, 3 * n);
+                size_t units = start + n + tu_below(&r, 2 * n + 1); /* window, before and after */
+                double pu = 1.0 / (double)units;
+                for (size_t i = 0; i < n; i++)
+                    a[i] = (drpo_pair){layout(kind, i, n, &r), pu};
+                /* on a count boundary, just off one, or random */
+                size_t k = tu_below(&r, n + 2);
+                double target = trial % 4 == 3 ? tu_unif(&r)
+                                : trial % 4 == 2 ? nextafter((double)(start + k) * pu, 0.0)
+                                                 : (double)(start + k) * pu;
+                for (int desc = 0; desc <= 1; desc++) {
+                    memcpy(sorted, a, n * sizeof *a);
+                    drpo__pairs_sort(sorted, n);
+                    size_t rank = 0; /* the first rank (1-based) that reaches it */
+                    while (rank < n && (double)(start + rank) * pu < target)
+                        rank++;
+                    int expect = (double)(start + rank) * pu >= target && rank > 0;
+                    double want = expect ? sorted[desc ? n - rank : rank - 1].d : -1.0;
+                    if (start * pu >= target) /* reached before the window: its first group */
+                        want = sorted[desc ? n - 1 : 0].d, expect = 1;
+                    memcpy(work, a, n * sizeof *a);
+                    double g = -1.0;
+                    int found = drpo__pairs_crossing_counted(work, n, (double)start, pu, target,
+                                                             desc, &g);
+                    ck_assert_msg(found == expect && (!found || g == want),
+                                  "n %zu layout %d start %zu target %.17g %s: found %d at %g, "
+                                  "expected %d at %g",
+                                  n, kind, start, target, desc ? "descending" : "ascending",
+                                  found, g, expect, want);
+                }
+            }
+        }
+        free(a);
+        free(work);
+        free(sorted);
+    }
+}
+END_TEST
+
 /* Masses c/N (c = 1..3 pairs a unit, N the pairs) whose running sum lands
  * on the target exactly at a group boundary: the crossing must not depend
  * on the order the units come in (a data-parallel merge orders them by
@@ -149,6 +203,7 @@ Suite *suite_selection(void)
     TCase *tc = tcase_create("scans");
     tcase_add_test(tc, test_scan_matches_sorted_scan);
     tcase_add_test(tc, test_crossing_ignores_order_at_exact_ties);
+    tcase_add_test(tc, test_counted_crossing_matches_ranks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,6 +28,15 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
     return (*(const double *)ctx - w->below_mass) / w->win_mass;
 }
 
+/* The largest gap of a window (`otherwise` if it is empty). */
+static double window_top(const drpo_pair *win, size_t n, double otherwise)
+{
+    double t = otherwise;
+    for (size_t i = 0; i < n; i++)
+        t = i == 0 || win[i].d > t ? win[i].d : t;
+    return t;
+}
+
 static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
 {
     double alpha = pb->param;
@@ -44,25 +53,39 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
     drpo_window_rule rule = {check, predict, &alpha, counted ? 0 : 1};
     sol->iterations = drpo__window_find(pb, &rule, &w);
 
-    /* compensated sums: with plain ones, at n = 10^5 the tie group's share
-     * `rest` could be off by ~1e-11 and break its cap p/alpha */
     drpo_pair *win = (drpo_pair *)w.win;
-    double t = w.next;
-    for (size_t i = 0; i < w.n; i++) /* if the window's mass never reaches alpha: its top */
-        t = i == 0 || win[i].d > t ? win[i].d : t;
-    drpo__pairs_crossing(win, w.n, w.below_mass, alpha, 0, &t);
-    /* masses with d < t and d == t, and sum p (t - d)_+, from the window */
-    drpo_ksum below_k = {w.below_mass, 0.0}, at_k = {0.0, 0.0};
-    double s1 = w.below_s1;
-    for (size_t i = 0; i < w.n; i++) {
-        if (win[i].d < t) {
-            drpo__ksum_add(&below_k, win[i].p);
-            s1 += win[i].p * win[i].d;
-        } else if (win[i].d == t) {
-            drpo__ksum_add(&at_k, win[i].p);
+    double t = w.next, below, at, s1 = w.below_s1;
+    int found;
+    if (counted) { /* the masses with d < t and d == t, as counts */
+        double start = drpo__units_of_mass(w.below_mass, pb->pu);
+        found = drpo__pairs_crossing_counted(win, w.n, start, pb->pu, alpha, 0, &t);
+        if (!found) /* the window's mass never reaches alpha: its top */
+            t = window_top(win, w.n, t);
+        size_t n_below = 0, n_at = 0;
+        for (size_t i = 0; i < w.n; i++) {
+            n_below += win[i].d < t;
+            n_at += win[i].d == t;
         }
+        below = (start + (double)n_below) * pb->pu;
+        at = (double)n_at * pb->pu;
+    } else {
+        /* compensated sums: with plain ones, at n = 10^5 the tie group's
+         * share `rest` could be off by ~1e-11 and break its cap p/alpha */
+        found = drpo__pairs_crossing(win, w.n, w.below_mass, alpha, 0, &t);
+        if (!found)
+            t = window_top(win, w.n, t);
+        drpo_ksum below_k = {w.below_mass, 0.0}, at_k = {0.0, 0.0};
+        for (size_t i = 0; i < w.n; i++) {
+            if (win[i].d < t) {
+                drpo__ksum_add(&below_k, win[i].p);
+                s1 += win[i].p * win[i].d;
+            } else if (win[i].d == t) {
+                drpo__ksum_add(&at_k, win[i].p);
+            }
+        }
+        below = drpo__ksum_value(&below_k);
+        at = drpo__ksum_value(&at_k);
     }
-    double below = drpo__ksum_value(&below_k), at = drpo__ksum_value(&at_k);
     /* (counted: the weights pass measures it, the deficit) */
     double excess = counted ? 0.0 : fmax(t * below - s1, 0.0);
     double rest = 1.0 - below / alpha; /* mass for the tie group at t */

@@ -87,6 +87,15 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
     return 1.0 - (*(const double *)ctx - w->above_mass) / w->win_mass;
 }
 
+/* The smallest gap of a non-empty window. */
+static double window_bottom(const drpo_pair *win, size_t n)
+{
+    double b = win[0].d;
+    for (size_t i = 1; i < n; i++)
+        b = win[i].d < b ? win[i].d : b;
+    return b;
+}
+
 static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
 {
     double rho = pb->param;
@@ -109,16 +118,27 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
     drpo_window_rule rule = {check, predict, &rho, 0};
     sol->iterations = drpo__window_find(pb, &rule, &w);
     drpo_pair *win = (drpo_pair *)w.win;
-    double b = 0.0; /* the mass from the top never reaching rho: the window's bottom */
-    for (size_t i = 0; i < w.n; i++)
-        b = i == 0 || win[i].d < b ? win[i].d : b;
-    drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &b);
     /* mass with d > b and d == b, and sum p (d - b)_+: the masses come from
-     * the window (every gap equal to b is in it) and the weights pass
-     * measures the excess; without a window, one pass for all three */
-    double above, at, excess = 0.0;
+     * the window (every gap equal to b is in it: counted with a uniform
+     * base) and the weights pass measures the excess; without a window, one
+     * pass for all three.  If the mass from the top never reaches rho in
+     * the window, b is the window's bottom. */
+    double b = 0.0, above, at, excess = 0.0;
     int from_window = w.n > 0;
-    if (from_window) {
+    if (from_window && pb->uniform) {
+        double start = drpo__units_of_mass(w.above_mass, pb->pu);
+        if (!drpo__pairs_crossing_counted(win, w.n, start, pb->pu, rho, 1, &b))
+            b = window_bottom(win, w.n);
+        size_t n_above = 0, n_at = 0;
+        for (size_t i = 0; i < w.n; i++) {
+            n_above += win[i].d > b;
+            n_at += win[i].d == b;
+        }
+        above = (start + (double)n_above) * pb->pu;
+        at = (double)n_at * pb->pu;
+    } else if (from_window) {
+        if (!drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &b))
+            b = window_bottom(win, w.n);
         drpo_ksum above_k = {w.above_mass, 0.0}, at_k = {0.0, 0.0};
         for (size_t i = 0; i < w.n; i++) {
             if (win[i].d > b)

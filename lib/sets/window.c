@@ -592,6 +592,8 @@ static int predict_again(const drpo_window *w, int where, const drpo_window_rule
     return *lo < *hi;
 }
 
+double drpo__units_of_mass(double mass, double pu) { return nearbyint(mass / pu); }
+
 size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass)
 {
     drpo_window w;
