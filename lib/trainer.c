@@ -235,7 +235,7 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
     size_t n = b->n, U = un.U;
     const size_t *pu = un.pair_unit;
     double value, dual_grad = 0.0, eta = 0.0, lambda = 0.0;
-    int has_eta = 0, has_lambda = 0;
+    int has_eta = 0, has_lambda = 0, pairs_are_units = 0;
     t->next_diag_set = 0;
     t->next_duals = t->duals;
 
@@ -263,8 +263,11 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
         st = drpo_objective_solve(t->obj, U, t->unit_loss, t->unit_base, t->unit_q, &value);
         if (st != DRPO_OK)
             return objective_failed(t, st);
-        for (size_t j = 0; j < n; j++)
-            t->pair_w[j] = t->unit_q[pu[j]] / (double)un.count[pu[j]];
+        for (size_t j = 0; j < n; j++) { /* (a quotient by 1 is the same bits) */
+            size_t c = un.count[pu[j]];
+            t->pair_w[j] = c == 1 ? t->unit_q[pu[j]] : t->unit_q[pu[j]] / (double)c;
+        }
+        pairs_are_units = U == n && !cfg.coll;
         has_eta = drpo_objective_diag(t->obj, DRPO_DIAG_ETA, &eta) == DRPO_OK;
         has_lambda = drpo_objective_diag(t->obj, DRPO_DIAG_LAMBDA, &lambda) == DRPO_OK;
     }
@@ -279,16 +282,20 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
                               "the weight of pair %zu is not finite (a penalty too small for the "
                               "losses?)", j);
 
-    /* unit weights (over all ranks) normalised: ESS, max weight, divergence */
-    for (size_t u = 0; u < U; u++)
-        t->unit_q[u] = 0.0;
-    for (size_t j = 0; j < n; j++)
-        t->unit_q[pu[j]] += t->pair_w[j];
+    /* unit weights (over all ranks) normalised: ESS, max weight, divergence
+     * (an exact solve's units of one pair each, without a collective, hold
+     * their pair's weight already, bit for bit) */
+    if (!pairs_are_units) {
+        for (size_t u = 0; u < U; u++)
+            t->unit_q[u] = 0.0;
+        for (size_t j = 0; j < n; j++)
+            t->unit_q[pu[j]] += t->pair_w[j];
+    }
     for (size_t g = 0; g < t->G; g++)
         t->next_gdiag[g] = 0.0;
     /* group ids >= G are ignored (an objective without groups takes batches
      * that have them: G = 0 and next_gdiag is empty) */
-    for (size_t j = 0; j < n; j++)
+    for (size_t j = 0; t->G && j < n; j++)
         if (b->group[j] >= 0 && (size_t)b->group[j] < t->G)
             t->next_gdiag[b->group[j]] += t->pair_w[j];
     if ((st = drpo__units_allreduce(t, &cfg, t->unit_q, U)) != DRPO_OK ||

@@ -66,9 +66,14 @@ static double local_sums(drpo_trainer *t, const drpo_batch *b, const double *los
 static drpo_status local_units(drpo_trainer *t, const drpo_batch *b, double total,
                                drpo_units *u)
 {
+    /* (a unit of one pair, the usual case, needs neither division: the
+     * quotients by 1 and 1 / n are the same bits) */
+    const double one_pair = 1.0 / (double)b->n;
     for (size_t k = 0; k < b->n_units; k++) {
-        t->unit_loss[k] = (t->unit_loss[k] + t->unit_comp[k]) / (double)b->unit_pairs[k];
-        t->unit_base[k] = (double)b->unit_pairs[k] / (double)b->n;
+        size_t c = b->unit_pairs[k];
+        double sum = t->unit_loss[k] + t->unit_comp[k];
+        t->unit_loss[k] = c == 1 ? sum : sum / (double)c;
+        t->unit_base[k] = c == 1 ? one_pair : (double)c / (double)b->n;
     }
     u->U = b->n_units;
     u->N = (double)b->n;

@@ -898,6 +898,59 @@ START_TEST(test_diagnostics)
 }
 END_TEST
 
+/* The unit-weight diagnostics (ESS, max weight) in every mode, with one
+ * pair a unit (where an exact step reads them off its solve) and with four:
+ * from the pair weights backward received, normalised. */
+START_TEST(test_unit_weight_diagnostics)
+{
+    const size_t d = 3, n = 24;
+    const int32_t modes[] = {DRPO_MODE_EXACT, DRPO_MODE_STOCHASTIC, DRPO_MODE_GROUP};
+    for (int mi = 0; mi < 3; mi++) {
+        for (size_t per_unit = 1; per_unit <= 4; per_unit += 3) {
+            tm_bt bt;
+            tm_bt_init(&bt, d, n);
+            tu_rng r;
+            tu_rng_seed(&r, 32);
+            const double dir[3] = {1, -1, 0.5};
+            tm_bt_fill(&bt, &r, 0, 12, dir, 1.0, 0);
+            tm_bt_fill(&bt, &r, 12, n, dir, 0.5, 1);
+            drpo_model *model = tm_bt_model(&bt, NULL);
+            drpo_objective *o = tm_objective(DRPO_SET_KL, DRPO_PARAM_RADIUS, 0.3, modes[mi],
+                                             0.1, modes[mi] == DRPO_MODE_GROUP ? 2 : 0, NULL);
+            drpo_trainer *t = make_trainer(model, o);
+            drpo_batch *b = NULL;
+            ck_assert_int_eq(drpo_batch_create(&b), DRPO_OK);
+            tm_batch_range(b, &bt, 0, n, per_unit);
+            size_t U = drpo_batch_units(b);
+            ck_assert_uint_eq(U, n / per_unit);
+            for (int step = 0; step < 2; step++) { /* (the stochastic duals start on the first) */
+                ck_assert_int_eq(drpo_trainer_step(t, b), DRPO_OK);
+                double qu[TM_MAX_PAIRS] = {0}, total = 0.0, q2 = 0.0, qmax = 0.0, v;
+                for (size_t j = 0; j < n; j++) {
+                    qu[drpo_batch_unit_of(b, j)] += bt.rec_w[j];
+                    total += bt.rec_w[j];
+                }
+                for (size_t u = 0; u < U; u++) {
+                    q2 += (qu[u] / total) * (qu[u] / total);
+                    qmax = fmax(qmax, qu[u] / total);
+                }
+                ck_assert_int_eq(drpo_trainer_diag(t, DRPO_TDIAG_ESS, &v), DRPO_OK);
+                ck_assert_msg(fabs(v - 1.0 / q2) <= 1e-9 * v, "mode %d, %zu a unit: ESS %.17g, "
+                              "want %.17g", modes[mi], per_unit, v, 1.0 / q2);
+                ck_assert_int_eq(drpo_trainer_diag(t, DRPO_TDIAG_MAX_WEIGHT, &v), DRPO_OK);
+                ck_assert_msg(fabs(v - qmax) <= 1e-12, "mode %d, %zu a unit: max weight %.17g, "
+                              "want %.17g", modes[mi], per_unit, v, qmax);
+            }
+            drpo_trainer_free(t);
+            drpo_objective_free(o);
+            drpo_model_free(model);
+            drpo_batch_free(b);
+            tm_bt_free(&bt);
+        }
+    }
+}
+END_TEST
+
 Suite *suite_trainer(void)
 {
     Suite *s = suite_create("trainer");
@@ -918,6 +971,7 @@ Suite *suite_trainer(void)
     tcase_add_test(tc, test_option_ranges);
     tcase_add_test(tc, test_convergence);
     tcase_add_test(tc, test_diagnostics);
+    tcase_add_test(tc, test_unit_weight_diagnostics);
     suite_add_tcase(s, tc);
     return s;
 }
