@@ -305,6 +305,17 @@ int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, in
 int drpo__pairs_crossing_counted(drpo_pair *a, size_t n, double start, double pu, double target,
                                  int descending, double *gap);
 
+/* Ranks (sets/rank.c).  The least count c >= 1 with (start + c) pu >=
+ * target (start a count), SIZE_MAX if none is representable.  Problems of
+ * equal masses up to DRPO__RANK_UP_TO units find their crossings by rank
+ * (past it, the window's copy and narrowing cost less than whole rounds). */
+#define DRPO__RANK_UP_TO 4096
+size_t drpo__count_reaching(double start, double pu, double target);
+/* The k-th smallest (from 0) of a problem's m gaps, with *below the gaps
+ * smaller than it and *at those equal to it (k < m; pb->scratch and
+ * pb->pairs are overwritten; expected O(m)). */
+double drpo__gap_of_rank(const drpo_problem *pb, size_t k, size_t *below, size_t *at);
+
 /* ---- sorted windows of the gaps (sets/window.c) ------------------------- */
 
 /* Gaps summarised below and above a bracket [lo, hi), the ones inside kept

@@ -73,7 +73,8 @@ DRPO__INLINE unsigned drpo__v4_bits(drpo_v4i mask)
 typedef int32_t drpo_v8s __attribute__((vector_size(32)));
 
 /* For each 4-bit mask, the 32-bit lanes that move the masked doubles to
- * the front, in order (the rest of the lanes: don't care). */
+ * the front, in order, and the others after them, in order (a permutation:
+ * drpo__v4_compress_top relies on it). */
 static const drpo_v8s drpo__compress_lanes[16] = {
 #define DRPO__C4(a, b, c, d) {2 * (a), 2 * (a) + 1, 2 * (b), 2 * (b) + 1, 2 * (c), 2 * (c) + 1, 2 * (d), 2 * (d) + 1}
     DRPO__C4(0, 1, 2, 3), DRPO__C4(0, 1, 2, 3), DRPO__C4(1, 0, 2, 3), DRPO__C4(0, 1, 2, 3),
@@ -93,6 +94,13 @@ DRPO__INLINE drpo_v4d drpo__v4_compress(drpo_v4d v, unsigned bits)
     const drpo_v8s lanes = drpo__compress_lanes[bits];
     return (drpo_v4d){v[lanes[0] / 2], v[lanes[2] / 2], v[lanes[4] / 2], v[lanes[6] / 2]};
 #endif
+}
+
+/* The lanes of v that `bits` names, moved to the top (the rest to the
+ * front): the others compressed to the front. */
+DRPO__INLINE drpo_v4d drpo__v4_compress_top(drpo_v4d v, unsigned bits)
+{
+    return drpo__v4_compress(v, ~bits & 15u);
 }
 
 /* 2^(j/32), j = 0..31, correctly rounded. */

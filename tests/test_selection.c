@@ -1,10 +1,15 @@
 /* test_selection.c - the solvers' ordered scans by selection
- * (drpo__pairs_scan, lib/sets/common.c, compiled into this test: its
- * symbols are hidden in the library) against a sort and a linear scan. */
+ * (drpo__pairs_scan, lib/sets/common.c) and their ranks (lib/sets/rank.c),
+ * compiled into this test (their symbols are hidden in the library),
+ * against a sort and a linear scan; the rank's partition on every
+ * instance. */
 #include "check_util.h"
 #include "suites.h"
 
 #include "../lib/sets/common.c"
+/* the kernels' vectors are passed only between inlined functions */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#include "../lib/sets/rank.c"
 
 #include <stdlib.h>
 
@@ -16,6 +21,12 @@ static int excess_reached(const drpo_scan_sums *before, double gap, const drpo_s
 {
     (void)group;
     return drpo__ksum_value(&before->mass) * gap - before->s1 >= *(const double *)ctx;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 /* The reference: sort, then walk the groups of equal gaps in order. */
@@ -151,6 +162,117 @@ START_TEST(test_counted_crossing_matches_ranks)
 }
 END_TEST
 
+/* drpo__gap_of_rank (lib/sets/rank.c) against a sort, at every rank of
+ * small problems and at scattered ranks of large ones, on the layouts with
+ * ties, through the problem's gaps top - x down (losses and scale as the
+ * objective makes them); and drpo__count_reaching against a linear search. */
+START_TEST(test_gap_of_rank_matches_sort)
+{
+    tu_rng r;
+    tu_rng_seed(&r, 111);
+    const size_t sizes[] = {1, 2, 7, 33, 100, 1000, 4096};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        double *x = malloc(n * sizeof *x), *gaps = malloc(n * sizeof *gaps),
+               *scratch = malloc(n * sizeof *scratch);
+        drpo_pair *pairs = malloc(n * sizeof *pairs);
+        for (int kind = 0; kind < 6; kind++) {
+            for (size_t i = 0; i < n; i++) /* kind 5: every gap distinct, random */
+                x[i] = kind == 5 ? tu_unif(&r) : layout(kind, i, n, &r);
+            double top = -INFINITY;
+            for (size_t i = 0; i < n; i++)
+                top = fmax(top, x[i]);
+            drpo_problem pb = {.m = n, .x = x, .top = top * 0.25, .down = 0.25, .uniform = 1,
+                               .pu = 1.0 / (double)n, .pairs = pairs, .scratch = scratch};
+            for (size_t i = 0; i < n; i++)
+                gaps[i] = pb.top - x[i] * pb.down;
+            qsort(gaps, n, sizeof *gaps, cmp_double);
+            for (size_t t = 0; t < (n <= 100 ? n : 40); t++) {
+                size_t k = n <= 100 ? t : tu_below(&r, n);
+                size_t below = 0, at = 0, want_below = 0, want_at = 0;
+                double g = drpo__gap_of_rank(&pb, k, &below, &at);
+                for (size_t i = 0; i < n; i++) {
+                    want_below += gaps[i] < gaps[k];
+                    want_at += gaps[i] == gaps[k];
+                }
+                ck_assert_msg(g == gaps[k] && below == want_below && at == want_at,
+                              "n %zu layout %d rank %zu: %g (%zu below, %zu at), sorted %g "
+                              "(%zu, %zu)",
+                              n, kind, k, g, below, at, gaps[k], want_below, want_at);
+            }
+        }
+        free(x);
+        free(gaps);
+        free(scratch);
+        free(pairs);
+    }
+    /* the least count reaching a target, rounding included */
+    for (int t = 0; t < 2000; t++) {
+        size_t units = 1 + tu_below(&r, 5000), start = tu_below(&r, units);
+        double pu = 1.0 / (double)units, target = t % 2 ? tu_unif(&r)
+                                                        : (double)(start + tu_below(&r, units)) * pu;
+        size_t want = 1;
+        while ((double)(start + want) * pu < target)
+            want++;
+        ck_assert_uint_eq(drpo__count_reaching((double)start, pu, target), want);
+    }
+}
+END_TEST
+
+typedef split3 (*split3_instance)(const double *, size_t, double, double, double, double *);
+
+/* The rank's partition: on every instance the same parts, in the same
+ * order (the baseline's bits), and each part on its side of the pivot;
+ * lengths around the vector loop's end (it stops eight short). */
+START_TEST(test_split3_instances)
+{
+    enum { INSTANCES = 3, CAP = 600 };
+#if defined(DRPO__HAVE_AVX512_CLONE)
+    split3_instance inst[INSTANCES] = {split3_pass_base,
+                                       drpo__cpu_avx2() ? split3_pass_avx2 : NULL,
+                                       drpo__cpu_avx512() ? split3_pass_avx512 : NULL};
+#elif defined(DRPO__HAVE_AVX2_CLONE)
+    split3_instance inst[INSTANCES] = {split3_pass_base,
+                                       drpo__cpu_avx2() ? split3_pass_avx2 : NULL, NULL};
+#else
+    split3_instance inst[INSTANCES] = {split3_pass, NULL, NULL};
+#endif
+    static double x[CAP], dst[INSTANCES][CAP];
+    tu_rng r;
+    tu_rng_seed(&r, 112);
+    const size_t lengths[] = {0, 1, 4, 7, 8, 9, 12, 15, 16, 17, 100, 513, CAP};
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        size_t n = lengths[li];
+        for (int kind = 0; kind < 5; kind++) {
+            for (size_t i = 0; i < n; i++)
+                x[i] = layout(kind, i, n, &r);
+            double pivot = n ? 0.5 * 0.25 - x[tu_below(&r, n)] * -0.5 : 0.0;
+            split3 got[INSTANCES];
+            for (int k = 0; k < INSTANCES; k++) {
+                if (!inst[k])
+                    continue;
+                got[k] = inst[k](x, n, 0.125, -0.5, pivot, dst[k]);
+                size_t lo = got[k].below, hi = got[k].above, eq = 0;
+                for (size_t i = 0; i < n; i++)
+                    eq += 0.125 - x[i] * -0.5 == pivot;
+                ck_assert_msg(got[k].equal == eq && lo + hi + eq == n,
+                              "instance %d, n %zu: %zu below, %zu equal, %zu above", k, n, lo,
+                              got[k].equal, hi);
+                for (size_t i = 0; i < lo; i++)
+                    ck_assert(dst[k][i] < pivot);
+                for (size_t i = n - hi; i < n; i++)
+                    ck_assert(dst[k][i] > pivot);
+                ck_assert_msg(got[k].below == got[0].below && got[k].above == got[0].above &&
+                                  !memcmp(dst[k], dst[0], lo * sizeof(double)) &&
+                                  !memcmp(dst[k] + n - hi, dst[0] + n - hi, hi * sizeof(double)),
+                              "instance %d, n %zu, layout %d: not the baseline's parts", k, n,
+                              kind);
+            }
+        }
+    }
+}
+END_TEST
+
 /* Masses c/N (c = 1..3 pairs a unit, N the pairs) whose running sum lands
  * on the target exactly at a group boundary: the crossing must not depend
  * on the order the units come in (a data-parallel merge orders them by
@@ -204,6 +326,8 @@ Suite *suite_selection(void)
     tcase_add_test(tc, test_scan_matches_sorted_scan);
     tcase_add_test(tc, test_crossing_ignores_order_at_exact_ties);
     tcase_add_test(tc, test_counted_crossing_matches_ranks);
+    tcase_add_test(tc, test_gap_of_rank_matches_sort);
+    tcase_add_test(tc, test_split3_instances);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -96,6 +96,65 @@ static double window_bottom(const drpo_pair *win, size_t n)
     return b;
 }
 
+/* Where the mass from the largest gap reaches rho: the gap b, the masses
+ * above it and at it, and sum p (d - b)_+ (or `measure`: the weights pass
+ * measures it). */
+typedef struct tv_crossing {
+    double b, above, at, excess, measure;
+} tv_crossing;
+
+/* A uniform base of up to DRPO__RANK_UP_TO units: the crossing is a rank
+ * (masses are counts), found in all the gaps. */
+static tv_crossing ranked_crossing(const drpo_problem *pb, double rho)
+{
+    size_t m = pb->m, k = drpo__count_reaching(0.0, pb->pu, rho), below, at;
+    /* the k-th largest (never reached: the smallest gap) */
+    double b = drpo__gap_of_rank(pb, k < m ? m - k : 0, &below, &at);
+    tv_crossing c = {b, (double)(m - below - at) * pb->pu, (double)at * pb->pu, 0.0, 1.0};
+    return c;
+}
+
+/* In a window: the masses come from it (every gap equal to b is in it;
+ * counted with a uniform base) and the weights pass measures the excess;
+ * without a window, one pass for all three.  If the mass from the top
+ * never reaches rho in the window, b is the window's bottom. */
+static tv_crossing window_crossing(const drpo_problem *pb, double rho, drpo_solution *sol)
+{
+    drpo_window w;
+    drpo_window_rule rule = {check, predict, &rho, 0};
+    sol->iterations = drpo__window_find(pb, &rule, &w);
+    drpo_pair *win = (drpo_pair *)w.win;
+    tv_crossing c = {0.0, 0.0, 0.0, 0.0, 1.0};
+    if (w.n == 0) {
+        tail(pb, c.b, &c.above, &c.excess, &c.at);
+        c.measure = 0.0;
+    } else if (pb->uniform) {
+        double start = drpo__units_of_mass(w.above_mass, pb->pu);
+        if (!drpo__pairs_crossing_counted(win, w.n, start, pb->pu, rho, 1, &c.b))
+            c.b = window_bottom(win, w.n);
+        size_t n_above = 0, n_at = 0;
+        for (size_t i = 0; i < w.n; i++) {
+            n_above += win[i].d > c.b;
+            n_at += win[i].d == c.b;
+        }
+        c.above = (start + (double)n_above) * pb->pu;
+        c.at = (double)n_at * pb->pu;
+    } else {
+        if (!drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &c.b))
+            c.b = window_bottom(win, w.n);
+        drpo_ksum above_k = {w.above_mass, 0.0}, at_k = {0.0, 0.0};
+        for (size_t i = 0; i < w.n; i++) {
+            if (win[i].d > c.b)
+                drpo__ksum_add(&above_k, win[i].p);
+            else if (win[i].d == c.b)
+                drpo__ksum_add(&at_k, win[i].p);
+        }
+        c.above = drpo__ksum_value(&above_k);
+        c.at = drpo__ksum_value(&at_k);
+    }
+    return c;
+}
+
 static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
 {
     double rho = pb->param;
@@ -114,53 +173,19 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = rho == 1.0 - pb->p_top && pb->p_top < 1.0;
         return DRPO_OK;
     }
-    drpo_window w;
-    drpo_window_rule rule = {check, predict, &rho, 0};
-    sol->iterations = drpo__window_find(pb, &rule, &w);
-    drpo_pair *win = (drpo_pair *)w.win;
-    /* mass with d > b and d == b, and sum p (d - b)_+: the masses come from
-     * the window (every gap equal to b is in it: counted with a uniform
-     * base) and the weights pass measures the excess; without a window, one
-     * pass for all three.  If the mass from the top never reaches rho in
-     * the window, b is the window's bottom. */
-    double b = 0.0, above, at, excess = 0.0;
-    int from_window = w.n > 0;
-    if (from_window && pb->uniform) {
-        double start = drpo__units_of_mass(w.above_mass, pb->pu);
-        if (!drpo__pairs_crossing_counted(win, w.n, start, pb->pu, rho, 1, &b))
-            b = window_bottom(win, w.n);
-        size_t n_above = 0, n_at = 0;
-        for (size_t i = 0; i < w.n; i++) {
-            n_above += win[i].d > b;
-            n_at += win[i].d == b;
-        }
-        above = (start + (double)n_above) * pb->pu;
-        at = (double)n_at * pb->pu;
-    } else if (from_window) {
-        if (!drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &b))
-            b = window_bottom(win, w.n);
-        drpo_ksum above_k = {w.above_mass, 0.0}, at_k = {0.0, 0.0};
-        for (size_t i = 0; i < w.n; i++) {
-            if (win[i].d > b)
-                drpo__ksum_add(&above_k, win[i].p);
-            else if (win[i].d == b)
-                drpo__ksum_add(&at_k, win[i].p);
-        }
-        above = drpo__ksum_value(&above_k);
-        at = drpo__ksum_value(&at_k);
-    } else {
-        tail(pb, b, &above, &excess, &at);
-    }
+    tv_crossing c = pb->uniform && pb->m <= DRPO__RANK_UP_TO ? ranked_crossing(pb, rho)
+                                                              : window_crossing(pb, rho, sol);
+    double b = c.b, above = c.above, at = c.at;
     double take = rho - above; /* taken from the tie group at b */
     if (take < 0.0)
         take = 0.0;
     if (take > at)
         take = at;
     moved_rule(pb, sol, b, at > 0.0 ? 1.0 - take / at : 1.0, above + take);
-    sol->rule.value_excess = from_window ? 1.0 : 0.0; /* (top_per_moved 0) */
+    sol->rule.value_excess = c.measure; /* (top_per_moved 0) */
     sol->eta = b;
     sol->lambda = b; /* d value / d rho = l_max - eta */
-    sol->value = -pb->mean_d + rho * b + excess; /* (<= 0: the objective clamps) */
+    sol->value = -pb->mean_d + rho * b + c.excess; /* (<= 0: the objective clamps) */
     sol->tight = 1;
     return DRPO_OK;
 }

@@ -1,0 +1,152 @@
+/* rank.c - the gap of a given rank in a problem of equal masses.
+ *
+ * Over a uniform base every unit weighs pu, so a rule of masses alone
+ * (CVaR, TV radius) crosses its target at a rank: the first count c with
+ * c pu >= target.  Up to a few thousand units the gaps are few enough to
+ * select from whole (no window: window.c).  Quickselect on the gaps as
+ * doubles, each round one three-way partition, out of place and four
+ * lanes at a time: the gaps below the pivot compressed to the front of the
+ * other buffer, those above to its back, the equal ones only counted (they
+ * are the pivot).  Against the pairs' selection (sets/common.c), which
+ * moves sixteen bytes a unit and sums masses, it reads and writes eight. */
+#include "../internal.h"
+#include "../vec.h"
+
+#include <math.h>
+
+/* A round's outcome: how many gaps went below the pivot (to the front), how
+ * many above (to the back), how many equalled it. */
+typedef struct split3 {
+    size_t below, above, equal;
+} split3;
+
+/* The gaps top - x down of x[0, n) split around the pivot into dst[0, n).
+ * A group's stores fill whole vectors: the front one's spare lanes land in
+ * the gap between the parts, and so do the back one's (its kept lanes moved
+ * to the top), so the vectors stop while that gap is at least eight wide;
+ * the last few go one by one. */
+DRPO__INLINE split3 split3_body(const double *x, size_t n, double top, double down, double pivot,
+                                double *dst)
+{
+    const drpo_v4d vt = drpo__v4_set1(top), vd = drpo__v4_set1(down);
+    const drpo_v4d vp = drpo__v4_set1(pivot);
+    size_t lo = 0, hi = 0, i = 0;
+    for (; i + 8 <= n; i += 4) { /* (the gap is n - lo - hi >= n - i) */
+        drpo_v4d d = vt - drpo__v4_load(x + i) * vd;
+        unsigned below = drpo__v4_bits(d < vp), above = drpo__v4_bits(d > vp);
+        drpo__v4_store(dst + lo, drpo__v4_compress(d, below));
+        lo += (size_t)__builtin_popcount(below);
+        drpo__v4_store(dst + n - hi - 4, drpo__v4_compress_top(d, above));
+        hi += (size_t)__builtin_popcount(above);
+    }
+    for (; i < n; i++) {
+        double d = top - x[i] * down;
+        if (d < pivot)
+            dst[lo++] = d;
+        else if (d > pivot)
+            dst[n - ++hi] = d;
+    }
+    split3 s = {lo, hi, n - lo - hi};
+    return s;
+}
+
+DRPO__KERNEL_DISPATCH(split3, split3_pass,
+                      (const double *x, size_t n, double top, double down, double pivot,
+                       double *dst),
+                      (x, n, top, down, pivot, dst), split3_body(x, n, top, down, pivot, dst))
+
+/* a[0, n) sorted ascending (heapsort: the fallback after bad pivots). */
+static void sort_doubles(double *a, size_t n)
+{
+    for (size_t end = n; end > 1;) {
+        size_t start = end == n ? n / 2 : 0;
+        if (end == n) /* build the heap once */
+            while (start-- > 0)
+                for (size_t r = start, c; (c = 2 * r + 1) < n; r = c) {
+                    c += c + 1 < n && a[c + 1] > a[c];
+                    if (!(a[c] > a[r]))
+                        break;
+                    double t = a[r];
+                    a[r] = a[c];
+                    a[c] = t;
+                }
+        double t = a[0];
+        a[0] = a[--end];
+        a[end] = t;
+        for (size_t r = 0, c; (c = 2 * r + 1) < end; r = c) {
+            c += c + 1 < end && a[c + 1] > a[c];
+            if (!(a[c] > a[r]))
+                break;
+            t = a[r];
+            a[r] = a[c];
+            a[c] = t;
+        }
+    }
+}
+
+size_t drpo__count_reaching(double start, double pu, double target)
+{
+    double c = ceil((target / pu) - start);
+    if (!(c >= 1.0))
+        c = 1.0;
+    while (c > 1.0 && (start + c - 1.0) * pu >= target) /* (rounding: at most a step or two) */
+        c -= 1.0;
+    while ((start + c) * pu < target)
+        c += 1.0;
+    return c < 0x1p62 ? (size_t)c : SIZE_MAX;
+}
+
+double drpo__gap_of_rank(const drpo_problem *pb, size_t k, size_t *below, size_t *at)
+{
+    /* the gaps go back and forth between the two buffers, each round
+     * keeping the part that holds rank k: the first round reads x itself */
+    double *buf[2] = {pb->scratch, (double *)pb->pairs};
+    const double *src = pb->x;
+    double top = pb->top, down = pb->down;
+    size_t n = pb->m, skipped = 0; /* gaps below the part, already left behind */
+    int depth = 0, into = 0;
+    for (size_t m = n; m > 1; m >>= 1)
+        depth += 2;
+    while (n > 32 && depth-- > 0) {
+        /* the median of three gaps at scattered places */
+        uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
+        double g[3];
+        for (int j = 0; j < 3; j++)
+            g[j] = top - src[(h >> (20 + 10 * j)) % n] * down;
+        double pivot = (g[0] < g[1]) == (g[1] < g[2])   ? g[1]
+                       : (g[1] < g[0]) == (g[0] < g[2]) ? g[0]
+                                                        : g[2];
+        double *dst = buf[into];
+        split3 s = split3_pass(src, n, top, down, pivot, dst);
+        if (k < s.below) {
+            src = dst;
+            n = s.below;
+        } else if (k < s.below + s.equal) {
+            *below = skipped + s.below;
+            *at = s.equal;
+            return pivot;
+        } else {
+            src = dst + s.below + s.equal;
+            n = s.above;
+            k -= s.below + s.equal;
+            skipped += s.below + s.equal;
+        }
+        top = 0.0; /* from now on gaps themselves: 0 - d (-1) is d exactly */
+        down = -1.0;
+        into ^= 1;
+    }
+    /* the last few (or after bad pivots): sorted */
+    double *a = buf[into];
+    for (size_t i = 0; i < n; i++)
+        a[i] = top - src[i] * down;
+    sort_doubles(a, n);
+    double v = a[k];
+    size_t first = k, last = k;
+    while (first > 0 && a[first - 1] == v)
+        first--;
+    while (last + 1 < n && a[last + 1] == v)
+        last++;
+    *below = skipped + first;
+    *at = last - first + 1;
+    return v;
+}
