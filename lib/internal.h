@@ -311,10 +311,13 @@ int drpo__pairs_crossing_counted(drpo_pair *a, size_t n, double start, double pu
  * (past it, the window's copy and narrowing cost less than whole rounds). */
 #define DRPO__RANK_UP_TO 4096
 size_t drpo__count_reaching(double start, double pu, double target);
-/* The k-th smallest (from 0) of a problem's m gaps, with *below the gaps
- * smaller than it and *at those equal to it (k < m; pb->scratch and
- * pb->pairs are overwritten; expected O(m)). */
-double drpo__gap_of_rank(const drpo_problem *pb, size_t k, size_t *below, size_t *at);
+/* The k-th smallest (from 0) of the n gaps top - x_j down, with *below the
+ * gaps smaller than it and *at those equal to it (k < n; buf0 and buf1
+ * hold n doubles each and are overwritten; expected O(n)).  A problem's
+ * own: drpo__rank_select(pb->x, pb->m, pb->top, pb->down, k, pb->scratch,
+ * (double *)pb->pairs, ...). */
+double drpo__rank_select(const double *x, size_t n, double top, double down, size_t k,
+                         double *buf0, double *buf1, size_t *below, size_t *at);
 
 /* ---- sorted windows of the gaps (sets/window.c) ------------------------- */
 

@@ -162,11 +162,11 @@ START_TEST(test_counted_crossing_matches_ranks)
 }
 END_TEST
 
-/* drpo__gap_of_rank (lib/sets/rank.c) against a sort, at every rank of
+/* drpo__rank_select (lib/sets/rank.c) against a sort, at every rank of
  * small problems and at scattered ranks of large ones, on the layouts with
  * ties, through the problem's gaps top - x down (losses and scale as the
  * objective makes them); and drpo__count_reaching against a linear search. */
-START_TEST(test_gap_of_rank_matches_sort)
+START_TEST(test_rank_select_matches_sort)
 {
     tu_rng r;
     tu_rng_seed(&r, 111);
@@ -190,7 +190,8 @@ START_TEST(test_gap_of_rank_matches_sort)
             for (size_t t = 0; t < (n <= 100 ? n : 40); t++) {
                 size_t k = n <= 100 ? t : tu_below(&r, n);
                 size_t below = 0, at = 0, want_below = 0, want_at = 0;
-                double g = drpo__gap_of_rank(&pb, k, &below, &at);
+                double g = drpo__rank_select(pb.x, pb.m, pb.top, pb.down, k, pb.scratch,
+                                             (double *)pb.pairs, &below, &at);
                 for (size_t i = 0; i < n; i++) {
                     want_below += gaps[i] < gaps[k];
                     want_at += gaps[i] == gaps[k];
@@ -326,7 +327,7 @@ Suite *suite_selection(void)
     tcase_add_test(tc, test_scan_matches_sorted_scan);
     tcase_add_test(tc, test_crossing_ignores_order_at_exact_ties);
     tcase_add_test(tc, test_counted_crossing_matches_ranks);
-    tcase_add_test(tc, test_gap_of_rank_matches_sort);
+    tcase_add_test(tc, test_rank_select_matches_sort);
     tcase_add_test(tc, test_split3_instances);
     suite_add_tcase(s, tc);
     return s;

@@ -50,7 +50,8 @@ static cvar_crossing counted_crossing(const drpo_problem *pb, double alpha, int 
     cvar_crossing c = {0.0, 0.0, 0.0, 0.0};
     size_t k = drpo__count_reaching(0.0, pb->pu, alpha), n_below = 0, n_at = 0;
     if (pb->m <= DRPO__RANK_UP_TO) { /* (never reached: the largest gap) */
-        c.t = drpo__gap_of_rank(pb, (k < pb->m ? k : pb->m) - 1, &n_below, &n_at);
+        c.t = drpo__rank_select(pb->x, pb->m, pb->top, pb->down, (k < pb->m ? k : pb->m) - 1,
+                                pb->scratch, (double *)pb->pairs, &n_below, &n_at);
         c.below = (double)n_below * pb->pu;
         c.at = (double)n_at * pb->pu;
         return c;

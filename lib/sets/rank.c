@@ -86,24 +86,27 @@ static void sort_doubles(double *a, size_t n)
 
 size_t drpo__count_reaching(double start, double pu, double target)
 {
-    double c = ceil((target / pu) - start);
+    double c = ceil(target / pu - start);
     if (!(c >= 1.0))
         c = 1.0;
-    while (c > 1.0 && (start + c - 1.0) * pu >= target) /* (rounding: at most a step or two) */
+    if (!(c < 0x1p52)) /* (beyond every problem's size, or pu 0) */
+        return SIZE_MAX;
+    /* the quotient's rounding: a step or two either way */
+    while (c > 1.0 && (start + c - 1.0) * pu >= target)
         c -= 1.0;
     while ((start + c) * pu < target)
         c += 1.0;
-    return c < 0x1p62 ? (size_t)c : SIZE_MAX;
+    return (size_t)c;
 }
 
-double drpo__gap_of_rank(const drpo_problem *pb, size_t k, size_t *below, size_t *at)
+double drpo__rank_select(const double *x, size_t n, double top, double down, size_t k,
+                         double *buf0, double *buf1, size_t *below, size_t *at)
 {
     /* the gaps go back and forth between the two buffers, each round
      * keeping the part that holds rank k: the first round reads x itself */
-    double *buf[2] = {pb->scratch, (double *)pb->pairs};
-    const double *src = pb->x;
-    double top = pb->top, down = pb->down;
-    size_t n = pb->m, skipped = 0; /* gaps below the part, already left behind */
+    double *buf[2] = {buf0, buf1};
+    const double *src = x;
+    size_t skipped = 0; /* gaps below the part, already left behind */
     int depth = 0, into = 0;
     for (size_t m = n; m > 1; m >>= 1)
         depth += 2;

@@ -109,7 +109,8 @@ static tv_crossing ranked_crossing(const drpo_problem *pb, double rho)
 {
     size_t m = pb->m, k = drpo__count_reaching(0.0, pb->pu, rho), below, at;
     /* the k-th largest (never reached: the smallest gap) */
-    double b = drpo__gap_of_rank(pb, k < m ? m - k : 0, &below, &at);
+    double b = drpo__rank_select(pb->x, m, pb->top, pb->down, k < m ? m - k : 0, pb->scratch,
+                                 (double *)pb->pairs, &below, &at);
     tv_crossing c = {b, (double)(m - below - at) * pb->pu, (double)at * pb->pu, 0.0, 1.0};
     return c;
 }

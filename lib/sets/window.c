@@ -106,18 +106,40 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
  * of the sample's mass: the prediction's own error adds to the sampling's. */
 static double predict_margin(const drpo_window *sample) { return 3.0 / sqrt((double)sample->n); }
 
-/* The gaps at fractions level -+ delta of a sample's mass, by selection
- * (the sample is reordered). */
+/* The gap at fraction f of a sample's mass, by selection: by rank where the
+ * masses are all `equal` (a uniform base's sample: the gaps, copied to g,
+ * selected as doubles), else on the pairs (reordered).  0 if never reached. */
+static int sample_crossing(drpo_pair *pairs, size_t n, int equal, double f, double total,
+                           double *g, double *gap)
+{
+    if (!equal)
+        return drpo__pairs_crossing(pairs, n, 0.0, f * total, 0, gap);
+    size_t k = drpo__count_reaching(0.0, pairs[0].p, f * total), below, at;
+    if (k > n)
+        return 0;
+    *gap = drpo__rank_select(g, n, 0.0, -1.0, k - 1, g + n, g + 2 * n, &below, &at);
+    return 1;
+}
+
+/* The gaps at fractions level -+ delta of a sample's mass.  The sample's
+ * pairs must have room for 3 n doubles after them: every sample does, at
+ * most an eighth of the units (first_sample, the narrowing) in scratch of
+ * one double a unit (or the losses' in their pairs' two). */
 static void bracket(const drpo_window *sample, double level, double delta, double *lo, double *hi)
 {
     double a = level - delta, b = level + delta;
-    double total = 0.0;
-    for (size_t i = 0; i < sample->n; i++)
-        total += sample->win[i].p;
     drpo_pair *pairs = (drpo_pair *)sample->win;
-    if (!(a > 0.0) || !drpo__pairs_crossing(pairs, sample->n, 0.0, a * total, 0, lo))
+    size_t n = sample->n;
+    double total = 0.0, *g = (double *)(pairs + n);
+    int equal = n > 0;
+    for (size_t i = 0; i < n; i++) {
+        total += pairs[i].p;
+        equal &= pairs[i].p == pairs[0].p;
+        g[i] = pairs[i].d;
+    }
+    if (!(a > 0.0) || !sample_crossing(pairs, n, equal, a, total, g, lo))
         *lo = -INFINITY;
-    if (!(b < 1.0) || !drpo__pairs_crossing(pairs, sample->n, 0.0, b * total, 0, hi))
+    if (!(b < 1.0) || !sample_crossing(pairs, n, equal, b, total, g, hi))
         *hi = INFINITY;
 }
 
@@ -459,7 +481,7 @@ static size_t first_sample(size_t m)
                : m >= ((size_t)1 << 17) ? 4096
                : m >= ((size_t)1 << 14) ? 1024
                                         : 512;
-    return s > m / 4 ? m / 4 : s;
+    return s > m / 8 ? m / 8 : s; /* (room for bracket: see there) */
 }
 
 /* A window of everything, to sample from. */
