@@ -360,6 +360,19 @@ size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass);
  * compensated), so their ratio to pu rounds to the count. */
 double drpo__units_of_mass(double mass, double pu);
 
+/* A window's crossing for a rule of masses alone, scanning the gaps
+ * ascending (or descending) from the window's sums below (above) it: the
+ * gap at which the mass reaches target (else the window's last gap in scan
+ * order, or `next` if it is empty), and the masses before it in scan order
+ * and at it.  pu > 0: every mass is pu (a uniform base), counted; else
+ * compensated sums (with plain ones, at n = 10^5 a tie group's share could
+ * be off by ~1e-11 and break a CVaR cap).  Reorders the window. */
+typedef struct drpo_crossing {
+    double gap, before, at;
+} drpo_crossing;
+drpo_crossing drpo__window_crossing(const drpo_window *w, double target, int descending,
+                                    double pu);
+
 /* A window of the gaps (unsorted) that holds the crossing; returns the passes
  * over the data (1 unless the first bracket missed).  Uses pb->pairs, and
  * pb->q as scratch. */

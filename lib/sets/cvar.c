@@ -28,73 +28,35 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
     return (*(const double *)ctx - w->below_mass) / w->win_mass;
 }
 
-/* The largest gap of a window (`otherwise` if it is empty). */
-static double window_top(const drpo_pair *win, size_t n, double otherwise)
-{
-    double t = otherwise;
-    for (size_t i = 0; i < n; i++)
-        t = i == 0 || win[i].d > t ? win[i].d : t;
-    return t;
-}
-
 /* Where the mass from the smallest gap reaches alpha: the threshold t, the
- * masses below it and at it, and (not counted) sum p d below it. */
+ * masses below it and at it, and (over a weighted base) sum p d below it. */
 typedef struct cvar_crossing {
     double t, below, at, s1;
 } cvar_crossing;
 
-/* A uniform base: masses are counts.  Up to DRPO__RANK_UP_TO units the
- * crossing is a rank found in all the gaps; past it, in a window. */
-static cvar_crossing counted_crossing(const drpo_problem *pb, double alpha, int *passes)
+static cvar_crossing find_crossing(const drpo_problem *pb, double alpha, int counted, int *passes)
 {
     cvar_crossing c = {0.0, 0.0, 0.0, 0.0};
-    size_t k = drpo__count_reaching(0.0, pb->pu, alpha), n_below = 0, n_at = 0;
-    if (pb->m <= DRPO__RANK_UP_TO) { /* (never reached: the largest gap) */
+    if (counted && pb->m <= DRPO__RANK_UP_TO) { /* a rank among all the gaps */
+        size_t k = drpo__count_reaching(0.0, pb->pu, alpha), below, at;
         c.t = drpo__rank_select(pb->x, pb->m, pb->top, pb->down, (k < pb->m ? k : pb->m) - 1,
-                                pb->scratch, (double *)pb->pairs, &n_below, &n_at);
-        c.below = (double)n_below * pb->pu;
-        c.at = (double)n_at * pb->pu;
+                                pb->scratch, (double *)pb->pairs, &below, &at);
+        c.below = (double)below * pb->pu; /* (never reached: the largest gap) */
+        c.at = (double)at * pb->pu;
         return c;
     }
     drpo_window w;
-    drpo_window_rule rule = {check, predict, &alpha, 0};
+    drpo_window_rule rule = {check, predict, &alpha, counted ? 0 : 1};
     *passes = drpo__window_find(pb, &rule, &w);
-    drpo_pair *win = (drpo_pair *)w.win;
-    double start = drpo__units_of_mass(w.below_mass, pb->pu);
-    c.t = w.next;
-    if (!drpo__pairs_crossing_counted(win, w.n, start, pb->pu, alpha, 0, &c.t))
-        c.t = window_top(win, w.n, c.t); /* the window's mass never reaches alpha */
-    for (size_t i = 0; i < w.n; i++) {
-        n_below += win[i].d < c.t;
-        n_at += win[i].d == c.t;
+    drpo_crossing x = drpo__window_crossing(&w, alpha, 0, counted ? pb->pu : 0.0);
+    c.t = x.gap;
+    c.below = x.before;
+    c.at = x.at;
+    if (!counted) { /* (counted: the weights pass measures the deficit) */
+        c.s1 = w.below_s1;
+        for (size_t i = 0; i < w.n; i++)
+            c.s1 += w.win[i].d < c.t ? w.win[i].p * w.win[i].d : 0.0;
     }
-    c.below = (start + (double)n_below) * pb->pu;
-    c.at = (double)n_at * pb->pu;
-    return c;
-}
-
-/* A weighted base: compensated sums (with plain ones, at n = 10^5 the tie
- * group's share `rest` could be off by ~1e-11 and break its cap p/alpha). */
-static cvar_crossing weighted_crossing(const drpo_problem *pb, double alpha, int *passes)
-{
-    drpo_window w;
-    drpo_window_rule rule = {check, predict, &alpha, 1};
-    *passes = drpo__window_find(pb, &rule, &w);
-    drpo_pair *win = (drpo_pair *)w.win;
-    cvar_crossing c = {w.next, 0.0, 0.0, w.below_s1};
-    if (!drpo__pairs_crossing(win, w.n, w.below_mass, alpha, 0, &c.t))
-        c.t = window_top(win, w.n, c.t);
-    drpo_ksum below_k = {w.below_mass, 0.0}, at_k = {0.0, 0.0};
-    for (size_t i = 0; i < w.n; i++) {
-        if (win[i].d < c.t) {
-            drpo__ksum_add(&below_k, win[i].p);
-            c.s1 += win[i].p * win[i].d;
-        } else if (win[i].d == c.t) {
-            drpo__ksum_add(&at_k, win[i].p);
-        }
-    }
-    c.below = drpo__ksum_value(&below_k);
-    c.at = drpo__ksum_value(&at_k);
     return c;
 }
 
@@ -110,8 +72,7 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
     }
     /* (a uniform base: masses alone, unless 1 / alpha overflows) */
     int counted = pb->uniform && isfinite(1.0 / alpha);
-    cvar_crossing c = counted ? counted_crossing(pb, alpha, &sol->iterations)
-                              : weighted_crossing(pb, alpha, &sol->iterations);
+    cvar_crossing c = find_crossing(pb, alpha, counted, &sol->iterations);
     double t = c.t, below = c.below, at = c.at, s1 = c.s1;
     /* (counted: the weights pass measures it, the deficit) */
     double excess = counted ? 0.0 : fmax(t * below - s1, 0.0);

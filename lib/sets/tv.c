@@ -87,15 +87,6 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
     return 1.0 - (*(const double *)ctx - w->above_mass) / w->win_mass;
 }
 
-/* The smallest gap of a non-empty window. */
-static double window_bottom(const drpo_pair *win, size_t n)
-{
-    double b = win[0].d;
-    for (size_t i = 1; i < n; i++)
-        b = win[i].d < b ? win[i].d : b;
-    return b;
-}
-
 /* Where the mass from the largest gap reaches rho: the gap b, the masses
  * above it and at it, and sum p (d - b)_+ (or `measure`: the weights pass
  * measures it). */
@@ -103,56 +94,34 @@ typedef struct tv_crossing {
     double b, above, at, excess, measure;
 } tv_crossing;
 
-/* A uniform base of up to DRPO__RANK_UP_TO units: the crossing is a rank
- * (masses are counts), found in all the gaps. */
-static tv_crossing ranked_crossing(const drpo_problem *pb, double rho)
+/* Over a uniform base (masses are counts) of up to DRPO__RANK_UP_TO units
+ * a rank among all the gaps; else in a window, which holds every gap equal
+ * to b, or, without one, one pass for all three. */
+static tv_crossing find_crossing(const drpo_problem *pb, double rho, int *passes)
 {
-    size_t m = pb->m, k = drpo__count_reaching(0.0, pb->pu, rho), below, at;
-    /* the k-th largest (never reached: the smallest gap) */
-    double b = drpo__rank_select(pb->x, m, pb->top, pb->down, k < m ? m - k : 0, pb->scratch,
-                                 (double *)pb->pairs, &below, &at);
-    tv_crossing c = {b, (double)(m - below - at) * pb->pu, (double)at * pb->pu, 0.0, 1.0};
-    return c;
-}
-
-/* In a window: the masses come from it (every gap equal to b is in it;
- * counted with a uniform base) and the weights pass measures the excess;
- * without a window, one pass for all three.  If the mass from the top
- * never reaches rho in the window, b is the window's bottom. */
-static tv_crossing window_crossing(const drpo_problem *pb, double rho, drpo_solution *sol)
-{
+    size_t m = pb->m;
+    tv_crossing c = {0.0, 0.0, 0.0, 0.0, 1.0};
+    if (pb->uniform && m <= DRPO__RANK_UP_TO) {
+        /* the k-th largest (never reached: the smallest gap) */
+        size_t k = drpo__count_reaching(0.0, pb->pu, rho), below, at;
+        c.b = drpo__rank_select(pb->x, m, pb->top, pb->down, k < m ? m - k : 0, pb->scratch,
+                                (double *)pb->pairs, &below, &at);
+        c.above = (double)(m - below - at) * pb->pu;
+        c.at = (double)at * pb->pu;
+        return c;
+    }
     drpo_window w;
     drpo_window_rule rule = {check, predict, &rho, 0};
-    sol->iterations = drpo__window_find(pb, &rule, &w);
-    drpo_pair *win = (drpo_pair *)w.win;
-    tv_crossing c = {0.0, 0.0, 0.0, 0.0, 1.0};
+    *passes = drpo__window_find(pb, &rule, &w);
     if (w.n == 0) {
         tail(pb, c.b, &c.above, &c.excess, &c.at);
         c.measure = 0.0;
-    } else if (pb->uniform) {
-        double start = drpo__units_of_mass(w.above_mass, pb->pu);
-        if (!drpo__pairs_crossing_counted(win, w.n, start, pb->pu, rho, 1, &c.b))
-            c.b = window_bottom(win, w.n);
-        size_t n_above = 0, n_at = 0;
-        for (size_t i = 0; i < w.n; i++) {
-            n_above += win[i].d > c.b;
-            n_at += win[i].d == c.b;
-        }
-        c.above = (start + (double)n_above) * pb->pu;
-        c.at = (double)n_at * pb->pu;
-    } else {
-        if (!drpo__pairs_crossing(win, w.n, w.above_mass, rho, 1, &c.b))
-            c.b = window_bottom(win, w.n);
-        drpo_ksum above_k = {w.above_mass, 0.0}, at_k = {0.0, 0.0};
-        for (size_t i = 0; i < w.n; i++) {
-            if (win[i].d > c.b)
-                drpo__ksum_add(&above_k, win[i].p);
-            else if (win[i].d == c.b)
-                drpo__ksum_add(&at_k, win[i].p);
-        }
-        c.above = drpo__ksum_value(&above_k);
-        c.at = drpo__ksum_value(&at_k);
+        return c;
     }
+    drpo_crossing x = drpo__window_crossing(&w, rho, 1, pb->uniform ? pb->pu : 0.0);
+    c.b = x.gap;
+    c.above = x.before;
+    c.at = x.at;
     return c;
 }
 
@@ -174,8 +143,7 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = rho == 1.0 - pb->p_top && pb->p_top < 1.0;
         return DRPO_OK;
     }
-    tv_crossing c = pb->uniform && pb->m <= DRPO__RANK_UP_TO ? ranked_crossing(pb, rho)
-                                                              : window_crossing(pb, rho, sol);
+    tv_crossing c = find_crossing(pb, rho, &sol->iterations);
     double b = c.b, above = c.above, at = c.at;
     double take = rho - above; /* taken from the tie group at b */
     if (take < 0.0)

@@ -616,6 +616,40 @@ static int predict_again(const drpo_window *w, int where, const drpo_window_rule
 
 double drpo__units_of_mass(double mass, double pu) { return nearbyint(mass / pu); }
 
+drpo_crossing drpo__window_crossing(const drpo_window *w, double target, int descending, double pu)
+{
+    drpo_pair *win = (drpo_pair *)w->win;
+    double start = descending ? w->above_mass : w->below_mass;
+    drpo_crossing c = {w->next, 0.0, 0.0};
+    int found = pu > 0.0 ? drpo__pairs_crossing_counted(win, w->n, drpo__units_of_mass(start, pu),
+                                                        pu, target, descending, &c.gap)
+                         : drpo__pairs_crossing(win, w->n, start, target, descending, &c.gap);
+    if (!found) /* never reached in the window: its last gap in scan order */
+        for (size_t i = 0; i < w->n; i++)
+            if (i == 0 || (descending ? win[i].d < c.gap : win[i].d > c.gap))
+                c.gap = win[i].d;
+    if (pu > 0.0) { /* counts */
+        size_t before = 0, at = 0;
+        for (size_t i = 0; i < w->n; i++) {
+            before += descending ? win[i].d > c.gap : win[i].d < c.gap;
+            at += win[i].d == c.gap;
+        }
+        c.before = (drpo__units_of_mass(start, pu) + (double)before) * pu;
+        c.at = (double)at * pu;
+        return c;
+    }
+    drpo_ksum before_k = {start, 0.0}, at_k = {0.0, 0.0};
+    for (size_t i = 0; i < w->n; i++) {
+        if (descending ? win[i].d > c.gap : win[i].d < c.gap)
+            drpo__ksum_add(&before_k, win[i].p);
+        else if (win[i].d == c.gap)
+            drpo__ksum_add(&at_k, win[i].p);
+    }
+    c.before = drpo__ksum_value(&before_k);
+    c.at = drpo__ksum_value(&at_k);
+    return c;
+}
+
 size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass)
 {
     drpo_window w;
