@@ -1,4 +1,4 @@
-/* rank.c - the gap of a given rank in a problem of equal masses.
+/* rank.c - the gap of a given rank, for problems of equal masses.
  *
  * Over a uniform base every unit weighs pu, so a rule of masses alone
  * (CVaR, TV radius) crosses its target at a rank: the first count c with
@@ -55,32 +55,29 @@ DRPO__KERNEL_DISPATCH(split3, split3_pass,
                        double *dst),
                       (x, n, top, down, pivot, dst), split3_body(x, n, top, down, pivot, dst))
 
-/* a[0, n) sorted ascending (heapsort: the fallback after bad pivots). */
+/* The heap a[0, n) (largest at the root) restored below r. */
+static void heap_down(double *a, size_t r, size_t n)
+{
+    for (size_t c; (c = 2 * r + 1) < n; r = c) {
+        c += c + 1 < n && a[c + 1] > a[c];
+        if (!(a[c] > a[r]))
+            return;
+        double t = a[r];
+        a[r] = a[c];
+        a[c] = t;
+    }
+}
+
+/* a[0, n) sorted ascending (heapsort: the last few, or after bad pivots). */
 static void sort_doubles(double *a, size_t n)
 {
+    for (size_t r = n / 2; r-- > 0;)
+        heap_down(a, r, n);
     for (size_t end = n; end > 1;) {
-        size_t start = end == n ? n / 2 : 0;
-        if (end == n) /* build the heap once */
-            while (start-- > 0)
-                for (size_t r = start, c; (c = 2 * r + 1) < n; r = c) {
-                    c += c + 1 < n && a[c + 1] > a[c];
-                    if (!(a[c] > a[r]))
-                        break;
-                    double t = a[r];
-                    a[r] = a[c];
-                    a[c] = t;
-                }
         double t = a[0];
         a[0] = a[--end];
         a[end] = t;
-        for (size_t r = 0, c; (c = 2 * r + 1) < end; r = c) {
-            c += c + 1 < end && a[c + 1] > a[c];
-            if (!(a[c] > a[r]))
-                break;
-            t = a[r];
-            a[r] = a[c];
-            a[c] = t;
-        }
+        heap_down(a, 0, end);
     }
 }
 
