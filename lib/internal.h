@@ -299,25 +299,26 @@ int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descendin
  * `target` (drpo__pairs_scan with that rule). */
 int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, int descending,
                          double *gap);
-/* The same where every pair's mass is pu (a uniform base), by counting: the
- * gap at which (start + the pairs scanned) pu first reaches target, start
- * a count.  No sums: the selection moves the pairs and counts them. */
-int drpo__pairs_crossing_counted(drpo_pair *a, size_t n, double start, double pu, double target,
-                                 int descending, double *gap);
+/* A crossing of a rule of masses alone: the gap at which the mass, in scan
+ * order (ascending gaps, or descending), reaches a target (else the last gap
+ * in scan order), the masses before it in scan order and at it, and whether
+ * the target was reached. */
+typedef struct drpo_crossing {
+    double gap, before, at;
+    int reached;
+} drpo_crossing;
 
-/* Ranks (sets/rank.c).  The least count c >= 1 with (start + c) pu >=
- * target (start a count), SIZE_MAX if none is representable.  Problems of
- * equal masses up to DRPO__RANK_UP_TO units find their crossings by rank
- * (past it, the window's copy and narrowing cost less than whole rounds). */
+/* Ranks (sets/rank.c).  Where every unit weighs pu (a uniform base), a
+ * crossing is a rank: the gap of the first count c with (start + c) pu >=
+ * target among the n gaps top - x_j down (start a count of units before
+ * them), selected as doubles (buf0 and buf1: n doubles each, overwritten;
+ * expected O(n)).  Problems of equal masses up to DRPO__RANK_UP_TO units
+ * find their crossings so among all their gaps (past it, the window's copy
+ * and narrowing cost less than whole rounds). */
 #define DRPO__RANK_UP_TO 4096
-size_t drpo__count_reaching(double start, double pu, double target);
-/* The k-th smallest (from 0) of the n gaps top - x_j down, with *below the
- * gaps smaller than it and *at those equal to it (k < n; buf0 and buf1
- * hold n doubles each and are overwritten; expected O(n)).  A problem's
- * own: drpo__rank_select(pb->x, pb->m, pb->top, pb->down, k, pb->scratch,
- * (double *)pb->pairs, ...). */
-double drpo__rank_select(const double *x, size_t n, double top, double down, size_t k,
-                         double *buf0, double *buf1, size_t *below, size_t *at);
+drpo_crossing drpo__rank_crossing(const double *x, size_t n, double top, double down,
+                                  double start, double pu, double target, int descending,
+                                  double *buf0, double *buf1);
 
 /* ---- sorted windows of the gaps (sets/window.c) ------------------------- */
 
@@ -355,23 +356,15 @@ void drpo__sample_gaps(const drpo_problem *pb, size_t s, drpo_pair *out);
  * pass); returns how many, their mass in *mass. */
 size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass);
 
-/* The units a mass of a uniform window stands for (its below_mass or
- * above_mass): those are counts times pu to a few ulps (counted, or summed
- * compensated), so their ratio to pu rounds to the count. */
-double drpo__units_of_mass(double mass, double pu);
-
-/* A window's crossing for a rule of masses alone, scanning the gaps
- * ascending (or descending) from the window's sums below (above) it: the
- * gap at which the mass reaches target (else the window's last gap in scan
- * order, or `next` if it is empty), and the masses before it in scan order
- * and at it.  pu > 0: every mass is pu (a uniform base), counted; else
- * compensated sums (with plain ones, at n = 10^5 a tie group's share could
- * be off by ~1e-11 and break a CVaR cap).  Reorders the window. */
-typedef struct drpo_crossing {
-    double gap, before, at;
-} drpo_crossing;
+/* A window's crossing (drpo_crossing), scanning from the window's sums
+ * below it (ascending) or above it (descending), its last gap in scan order
+ * if the target is not reached in it, `next` if it is empty.  pu > 0: every
+ * mass is pu (a uniform base), a rank (the gaps copied to scratch, which
+ * holds w->n doubles; the window's pairs are overwritten); else compensated
+ * sums (with plain ones, at n = 10^5 a tie group's share could be off by
+ * ~1e-11 and break a CVaR cap), the window reordered. */
 drpo_crossing drpo__window_crossing(const drpo_window *w, double target, int descending,
-                                    double pu);
+                                    double pu, double *scratch);
 
 /* A window of the gaps (unsorted) that holds the crossing; returns the passes
  * over the data (1 unless the first bracket missed).  Uses pb->pairs, and

@@ -235,7 +235,7 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
     size_t n = b->n, U = un.U;
     const size_t *pu = un.pair_unit;
     double value, dual_grad = 0.0, eta = 0.0, lambda = 0.0;
-    int has_eta = 0, has_lambda = 0, pairs_are_units = 0;
+    int has_eta = 0, has_lambda = 0, solved_units = 0;
     t->next_diag_set = 0;
     t->next_duals = t->duals;
 
@@ -267,7 +267,7 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
             size_t c = un.count[pu[j]];
             t->pair_w[j] = c == 1 ? t->unit_q[pu[j]] : t->unit_q[pu[j]] / (double)c;
         }
-        pairs_are_units = U == n && !cfg.coll;
+        solved_units = !cfg.coll; /* (with one: rebuilt from every rank's pairs) */
         has_eta = drpo_objective_diag(t->obj, DRPO_DIAG_ETA, &eta) == DRPO_OK;
         has_lambda = drpo_objective_diag(t->obj, DRPO_DIAG_LAMBDA, &lambda) == DRPO_OK;
     }
@@ -283,9 +283,8 @@ static drpo_status compute_weights(drpo_trainer *t, const drpo_batch *b, const d
                               "losses?)", j);
 
     /* unit weights (over all ranks) normalised: ESS, max weight, divergence
-     * (an exact solve's units of one pair each, without a collective, hold
-     * their pair's weight already, bit for bit) */
-    if (!pairs_are_units) {
+     * (without a collective, an exact solve's are its q already) */
+    if (!solved_units) {
         for (size_t u = 0; u < U; u++)
             t->unit_q[u] = 0.0;
         for (size_t j = 0; j < n; j++)

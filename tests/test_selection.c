@@ -36,7 +36,7 @@ static int reference(const drpo_pair *in, size_t n, double start, int descending
     drpo_pair *a = malloc(n * sizeof *a + 1);
     memcpy(a, in, n * sizeof *a);
     drpo_scan_sums s = {{start, 0.0}, 0.0, 0.0, 0.0};
-    int found = scan_sorted(a, n, &s, descending, stop, ctx, gap, TALLY_MOMENTS);
+    int found = scan_sorted(a, n, &s, descending, stop, ctx, gap);
     *mass_before = drpo__ksum_value(&s.mass);
     free(a);
     return found;
@@ -108,64 +108,69 @@ START_TEST(test_scan_matches_sorted_scan)
 }
 END_TEST
 
-/* The counted crossing (every mass pu) against its definition on a sort: the
- * gap of the first pair, in scan order, at which (start + its rank) pu
- * reaches the target; none if (start + n) pu stays below.  Targets on the
- * exact boundaries of the counts too, with ties (layouts 0 and 3). */
-START_TEST(test_counted_crossing_matches_ranks)
+/* The crossing of equal masses by rank (drpo__rank_crossing) against its
+ * definition on a sort: the gap of the first unit, in scan order, at which
+ * (start + its rank) pu reaches the target, else the last; the masses before
+ * it and at it.  Targets on the exact boundaries of the counts too, and an
+ * ulp below them, with ties (layouts 0 and 3). */
+START_TEST(test_rank_crossing_matches_ranks)
 {
     tu_rng r;
     tu_rng_seed(&r, 110);
     const size_t sizes[] = {1, 2, 5, 64, 1000, 5003};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         size_t n = sizes[si];
-        drpo_pair *a = malloc(n * sizeof *a), *work = malloc(n * sizeof *work),
-                  *sorted = malloc(n * sizeof *sorted);
+        double *x = malloc(n * sizeof *x), *sorted = malloc(n * sizeof *sorted),
+               *buf = malloc(2 * n * sizeof *buf);
         for (int kind = 0; kind < 5; kind++) {
             for (int trial = 0; trial < 12; trial++) {
                 size_t start = trial % 3 == 0 ? 0 : tu_below(&r, 3 * n);
                 size_t units = start + n + tu_below(&r, 2 * n + 1); /* window, before and after */
                 double pu = 1.0 / (double)units;
                 for (size_t i = 0; i < n; i++)
-                    a[i] = (drpo_pair){layout(kind, i, n, &r), pu};
+                    x[i] = layout(kind, i, n, &r);
+                memcpy(sorted, x, n * sizeof *x);
+                qsort(sorted, n, sizeof *sorted, cmp_double);
                 /* on a count boundary, just off one, or random */
                 size_t k = tu_below(&r, n + 2);
                 double target = trial % 4 == 3 ? tu_unif(&r)
                                 : trial % 4 == 2 ? nextafter((double)(start + k) * pu, 0.0)
                                                  : (double)(start + k) * pu;
                 for (int desc = 0; desc <= 1; desc++) {
-                    memcpy(sorted, a, n * sizeof *a);
-                    drpo__pairs_sort(sorted, n);
-                    size_t rank = 0; /* the first rank (1-based) that reaches it */
-                    while (rank < n && (double)(start + rank) * pu < target)
+                    size_t rank = 1; /* the first count (1-based) that reaches it */
+                    while (rank <= n && (double)(start + rank) * pu < target)
                         rank++;
-                    int expect = (double)(start + rank) * pu >= target && rank > 0;
-                    double want = expect ? sorted[desc ? n - rank : rank - 1].d : -1.0;
-                    if (start * pu >= target) /* reached before the window: its first group */
-                        want = sorted[desc ? n - 1 : 0].d, expect = 1;
-                    memcpy(work, a, n * sizeof *a);
-                    double g = -1.0;
-                    int found = drpo__pairs_crossing_counted(work, n, (double)start, pu, target,
-                                                             desc, &g);
-                    ck_assert_msg(found == expect && (!found || g == want),
-                                  "n %zu layout %d start %zu target %.17g %s: found %d at %g, "
-                                  "expected %d at %g",
+                    int expect = rank <= n;
+                    double want = sorted[desc ? (expect ? n - rank : 0) : (expect ? rank - 1 : n - 1)];
+                    size_t before = 0, at = 0;
+                    for (size_t i = 0; i < n; i++) {
+                        before += desc ? sorted[i] > want : sorted[i] < want;
+                        at += sorted[i] == want;
+                    }
+                    drpo_crossing c = drpo__rank_crossing(x, n, 0.0, -1.0, (double)start, pu,
+                                                          target, desc, buf, buf + n);
+                    ck_assert_msg(c.reached == expect && c.gap == want &&
+                                      c.before == (double)(start + before) * pu &&
+                                      c.at == (double)at * pu,
+                                  "n %zu layout %d start %zu target %.17g %s: reached %d at %g "
+                                  "(before %g, at %g), expected %d at %g (%zu, %zu)",
                                   n, kind, start, target, desc ? "descending" : "ascending",
-                                  found, g, expect, want);
+                                  c.reached, c.gap, c.before, c.at, expect, want, start + before,
+                                  at);
                 }
             }
         }
-        free(a);
-        free(work);
+        free(x);
         free(sorted);
+        free(buf);
     }
 }
 END_TEST
 
-/* drpo__rank_select (lib/sets/rank.c) against a sort, at every rank of
+/* rank_select (lib/sets/rank.c) against a sort, at every rank of
  * small problems and at scattered ranks of large ones, on the layouts with
  * ties, through the problem's gaps top - x down (losses and scale as the
- * objective makes them); and drpo__count_reaching against a linear search. */
+ * objective makes them); and count_reaching against a linear search. */
 START_TEST(test_rank_select_matches_sort)
 {
     tu_rng r;
@@ -190,8 +195,8 @@ START_TEST(test_rank_select_matches_sort)
             for (size_t t = 0; t < (n <= 100 ? n : 40); t++) {
                 size_t k = n <= 100 ? t : tu_below(&r, n);
                 size_t below = 0, at = 0, want_below = 0, want_at = 0;
-                double g = drpo__rank_select(pb.x, pb.m, pb.top, pb.down, k, pb.scratch,
-                                             (double *)pb.pairs, &below, &at);
+                double g = rank_select(pb.x, pb.m, pb.top, pb.down, k, pb.scratch, (double *)pb.pairs,
+                                       &below, &at);
                 for (size_t i = 0; i < n; i++) {
                     want_below += gaps[i] < gaps[k];
                     want_at += gaps[i] == gaps[k];
@@ -215,7 +220,7 @@ START_TEST(test_rank_select_matches_sort)
         size_t want = 1;
         while ((double)(start + want) * pu < target)
             want++;
-        ck_assert_uint_eq(drpo__count_reaching((double)start, pu, target), want);
+        ck_assert_uint_eq(count_reaching((double)start, pu, target), want);
     }
 }
 END_TEST
@@ -326,7 +331,7 @@ Suite *suite_selection(void)
     TCase *tc = tcase_create("scans");
     tcase_add_test(tc, test_scan_matches_sorted_scan);
     tcase_add_test(tc, test_crossing_ignores_order_at_exact_ties);
-    tcase_add_test(tc, test_counted_crossing_matches_ranks);
+    tcase_add_test(tc, test_rank_crossing_matches_ranks);
     tcase_add_test(tc, test_rank_select_matches_sort);
     tcase_add_test(tc, test_split3_instances);
     suite_add_tcase(s, tc);

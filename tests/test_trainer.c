@@ -899,8 +899,9 @@ START_TEST(test_diagnostics)
 END_TEST
 
 /* The unit-weight diagnostics (ESS, max weight) in every mode, with one
- * pair a unit (where an exact step reads them off its solve) and with four:
- * from the pair weights backward received, normalised. */
+ * pair a unit and with four (an exact step reads them off its solve, the
+ * others sum them from the pairs): from the pair weights backward
+ * received, normalised. */
 START_TEST(test_unit_weight_diagnostics)
 {
     const size_t d = 3, n = 24;

@@ -180,21 +180,9 @@ DRPO__INLINE void add_pairs(drpo_scan_sums *s, const drpo_pair *a, size_t n, int
     sums_merge(s, &o);
 }
 
-/* What a scan sums over the pairs it passes: the masses, the masses and
- * moments, or (every mass the same) how many pairs, exactly. */
-enum { TALLY_MASS, TALLY_MOMENTS, TALLY_COUNT };
-
-DRPO__INLINE void tally(drpo_scan_sums *s, const drpo_pair *a, size_t n, int what)
-{
-    if (what == TALLY_COUNT)
-        s->mass.s += (double)n; /* (an integer below 2^53: exact) */
-    else
-        add_pairs(s, a, n, what == TALLY_MOMENTS);
-}
-
 /* The sorted fallback: the groups of equal gaps in scan order. */
 static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
-                       drpo_scan_stop stop, const void *ctx, double *gap, int what)
+                       drpo_scan_stop stop, const void *ctx, double *gap)
 {
     drpo__pairs_sort(a, n);
     for (size_t i = 0; i < n;) { /* the group of a[i, j) in scan order */
@@ -203,7 +191,7 @@ static int scan_sorted(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descend
         while (j < n && a[descending ? n - 1 - j : j].d == v)
             j++;
         drpo_scan_sums g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
-        tally(&g, descending ? a + n - j : a + i, j - i, what);
+        add_pairs(&g, descending ? a + n - j : a + i, j - i, 1);
         if (stop(sums, v, &g, ctx)) {
             *gap = v;
             return 1;
@@ -235,10 +223,10 @@ DRPO__INLINE size_t lomuto(drpo_pair *a, size_t n, double pivot, int descending)
  * blocks without a branch per pair (they lie at random either side: a
  * branch mispredicts half the time): from both ends, the places of the
  * misplaced pairs of a block each are listed, then swapped in pairs
- * (block partition, as in BlockQuicksort and pdqsort).  Then tallies them
- * into *s; returns how many. */
+ * (block partition, as in BlockQuicksort and pdqsort).  Then adds their
+ * sums to *s (masses alone unless `moments`); returns how many. */
 DRPO__INLINE size_t partition_by(drpo_pair *a, size_t n, double pivot, int descending,
-                                 int what, drpo_scan_sums *s)
+                                 int moments, drpo_scan_sums *s)
 {
     unsigned char off_l[PBLOCK], off_r[PBLOCK];
     size_t first = 0, last = n, nl = 0, nr = 0, sl = 0, sr = 0;
@@ -267,25 +255,19 @@ DRPO__INLINE size_t partition_by(drpo_pair *a, size_t n, double pivot, int desce
             last -= PBLOCK;
     }
     size_t k = first + lomuto(a + first, last - first, pivot, descending);
-    tally(s, a, k, what);
+    add_pairs(s, a, k, moments);
     return k;
 }
 
-/* (the order and the tally chosen once, not per pair) */
-static size_t partition(drpo_pair *a, size_t n, double pivot, int descending, int what,
+/* (the order and the sums chosen once, not per pair) */
+static size_t partition(drpo_pair *a, size_t n, double pivot, int descending, int moments,
                         drpo_scan_sums *s)
 {
-    switch (what) {
-    case TALLY_MOMENTS:
-        return descending ? partition_by(a, n, pivot, 1, TALLY_MOMENTS, s)
-                          : partition_by(a, n, pivot, 0, TALLY_MOMENTS, s);
-    case TALLY_COUNT:
-        return descending ? partition_by(a, n, pivot, 1, TALLY_COUNT, s)
-                          : partition_by(a, n, pivot, 0, TALLY_COUNT, s);
-    default:
-        return descending ? partition_by(a, n, pivot, 1, TALLY_MASS, s)
-                          : partition_by(a, n, pivot, 0, TALLY_MASS, s);
-    }
+    if (moments)
+        return descending ? partition_by(a, n, pivot, 1, 1, s)
+                          : partition_by(a, n, pivot, 0, 1, s);
+    return descending ? partition_by(a, n, pivot, 1, 0, s)
+                      : partition_by(a, n, pivot, 0, 0, s);
 }
 
 /* Move the pairs of a[0, n) at the pivot to the front; returns how many.
@@ -309,11 +291,10 @@ static size_t gather_equal(drpo_pair *a, size_t n, double pivot)
     return k;
 }
 
-/* drpo__pairs_scan; `what` TALLY_MASS or TALLY_COUNT: the stop reads the
- * masses (or counts) alone, which are all that is kept (s1 and s2 stay as
- * they came). */
+/* drpo__pairs_scan; `moments` 0: the stop reads the masses alone, whose
+ * sums are all that is kept (s1 and s2 stay as they came). */
 DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
-                             drpo_scan_stop stop, const void *ctx, double *gap, int what)
+                             drpo_scan_stop stop, const void *ctx, double *gap, int moments)
 {
     int found = 0, depth = 0;
     drpo_scan_sums at_found = *sums;
@@ -321,7 +302,7 @@ DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int de
         depth += 2;
     while (n > 0) {
         if (depth-- == 0) { /* bad pivots: sort what is left and scan it */
-            if (scan_sorted(a, n, sums, descending, stop, ctx, gap, what))
+            if (scan_sorted(a, n, sums, descending, stop, ctx, gap))
                 return 1;
             break; /* (*sums: everything, unless a stop was found further up) */
         }
@@ -336,10 +317,10 @@ DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int de
         double pivot = a[ip].d;
         swap_pairs(&a[ip], &a[n - 1]);
         drpo_scan_sums b = *sums, g = {{0.0, 0.0}, 0.0, 0.0, sums->centre};
-        size_t lt = partition(a, n - 1, pivot, descending, what, &b);
+        size_t lt = partition(a, n - 1, pivot, descending, moments, &b);
         swap_pairs(&a[lt], &a[n - 1]);
         size_t gt = lt + 1 + gather_equal(a + lt + 1, n - lt - 1, pivot);
-        tally(&g, a + lt, gt - lt, what);
+        add_pairs(&g, a + lt, gt - lt, moments);
         if (stop(&b, pivot, &g, ctx)) { /* here or before: the pivot unless a part before stops */
             found = 1;
             *gap = pivot;
@@ -360,7 +341,7 @@ DRPO__INLINE int pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int de
 int drpo__pairs_scan(drpo_pair *a, size_t n, drpo_scan_sums *sums, int descending,
                      drpo_scan_stop stop, const void *ctx, double *gap)
 {
-    return pairs_scan(a, n, sums, descending, stop, ctx, gap, TALLY_MOMENTS);
+    return pairs_scan(a, n, sums, descending, stop, ctx, gap, 1);
 }
 
 static int mass_reached(const drpo_scan_sums *before, double gap, const drpo_scan_sums *group,
@@ -376,22 +357,5 @@ int drpo__pairs_crossing(drpo_pair *a, size_t n, double start, double target, in
                          double *gap)
 {
     drpo_scan_sums sums = {{start, 0.0}, 0.0, 0.0, 0.0};
-    return pairs_scan(a, n, &sums, descending, mass_reached, &target, gap, TALLY_MASS);
-}
-
-/* (ctx: the mass of a unit and the target) */
-static int count_reached(const drpo_scan_sums *before, double gap, const drpo_scan_sums *group,
-                         const void *ctx)
-{
-    (void)gap;
-    const double *c = ctx;
-    return (before->mass.s + group->mass.s) * c[0] >= c[1];
-}
-
-int drpo__pairs_crossing_counted(drpo_pair *a, size_t n, double start, double pu, double target,
-                                 int descending, double *gap)
-{
-    drpo_scan_sums sums = {{start, 0.0}, 0.0, 0.0, 0.0};
-    const double ctx[2] = {pu, target};
-    return pairs_scan(a, n, &sums, descending, count_reached, ctx, gap, TALLY_COUNT);
+    return pairs_scan(a, n, &sums, descending, mass_reached, &target, gap, 0);
 }

@@ -28,36 +28,26 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
     return (*(const double *)ctx - w->below_mass) / w->win_mass;
 }
 
-/* Where the mass from the smallest gap reaches alpha: the threshold t, the
- * masses below it and at it, and (over a weighted base) sum p d below it. */
-typedef struct cvar_crossing {
-    double t, below, at, s1;
-} cvar_crossing;
-
-static cvar_crossing find_crossing(const drpo_problem *pb, double alpha, int counted, int *passes)
+/* Where the mass from the smallest gap reaches alpha (the threshold), the
+ * masses below it and at it; over a weighted base also *s1, sum p d below
+ * it (counted, the weights pass measures the deficit instead). */
+static drpo_crossing find_crossing(const drpo_problem *pb, double alpha, int counted,
+                                   int *passes, double *s1)
 {
-    cvar_crossing c = {0.0, 0.0, 0.0, 0.0};
-    if (counted && pb->m <= DRPO__RANK_UP_TO) { /* a rank among all the gaps */
-        size_t k = drpo__count_reaching(0.0, pb->pu, alpha), below, at;
-        c.t = drpo__rank_select(pb->x, pb->m, pb->top, pb->down, (k < pb->m ? k : pb->m) - 1,
-                                pb->scratch, (double *)pb->pairs, &below, &at);
-        c.below = (double)below * pb->pu; /* (never reached: the largest gap) */
-        c.at = (double)at * pb->pu;
-        return c;
-    }
+    *s1 = 0.0;
+    if (counted && pb->m <= DRPO__RANK_UP_TO) /* (never reached: the largest gap) */
+        return drpo__rank_crossing(pb->x, pb->m, pb->top, pb->down, 0.0, pb->pu, alpha, 0,
+                                   pb->scratch, (double *)pb->pairs);
     drpo_window w;
     drpo_window_rule rule = {check, predict, &alpha, counted ? 0 : 1};
     *passes = drpo__window_find(pb, &rule, &w);
-    drpo_crossing x = drpo__window_crossing(&w, alpha, 0, counted ? pb->pu : 0.0);
-    c.t = x.gap;
-    c.below = x.before;
-    c.at = x.at;
-    if (!counted) { /* (counted: the weights pass measures the deficit) */
-        c.s1 = w.below_s1;
+    drpo_crossing x = drpo__window_crossing(&w, alpha, 0, counted ? pb->pu : 0.0, pb->scratch);
+    if (!counted) {
+        *s1 = w.below_s1;
         for (size_t i = 0; i < w.n; i++)
-            c.s1 += w.win[i].d < c.t ? w.win[i].p * w.win[i].d : 0.0;
+            *s1 += w.win[i].d < x.gap ? w.win[i].p * w.win[i].d : 0.0;
     }
-    return c;
+    return x;
 }
 
 static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
@@ -72,8 +62,9 @@ static drpo_status cvar_solve(const drpo_problem *pb, drpo_solution *sol)
     }
     /* (a uniform base: masses alone, unless 1 / alpha overflows) */
     int counted = pb->uniform && isfinite(1.0 / alpha);
-    cvar_crossing c = find_crossing(pb, alpha, counted, &sol->iterations);
-    double t = c.t, below = c.below, at = c.at, s1 = c.s1;
+    double s1;
+    drpo_crossing c = find_crossing(pb, alpha, counted, &sol->iterations, &s1);
+    double t = c.gap, below = c.before, at = c.at;
     /* (counted: the weights pass measures it, the deficit) */
     double excess = counted ? 0.0 : fmax(t * below - s1, 0.0);
     double rest = 1.0 - below / alpha; /* mass for the tie group at t */

@@ -81,7 +81,10 @@ static void sort_doubles(double *a, size_t n)
     }
 }
 
-size_t drpo__count_reaching(double start, double pu, double target)
+/* The least count c >= 1 with (start + c) pu >= target (start a count;
+ * the floating-point comparison itself, not the quotient's rounding),
+ * SIZE_MAX if none is below 2^52. */
+static size_t count_reaching(double start, double pu, double target)
 {
     double c = ceil(target / pu - start);
     if (!(c >= 1.0))
@@ -96,8 +99,11 @@ size_t drpo__count_reaching(double start, double pu, double target)
     return (size_t)c;
 }
 
-double drpo__rank_select(const double *x, size_t n, double top, double down, size_t k,
-                         double *buf0, double *buf1, size_t *below, size_t *at)
+/* The k-th smallest (from 0) of the n gaps top - x_j down, with *below the
+ * gaps smaller than it and *at those equal to it (k < n; buf0 and buf1 hold
+ * n doubles each and are overwritten; expected O(n)). */
+static double rank_select(const double *x, size_t n, double top, double down, size_t k,
+                          double *buf0, double *buf1, size_t *below, size_t *at)
 {
     /* the gaps go back and forth between the two buffers, each round
      * keeping the part that holds rank k: the first round reads x itself */
@@ -149,4 +155,20 @@ double drpo__rank_select(const double *x, size_t n, double top, double down, siz
     *below = skipped + first;
     *at = last - first + 1;
     return v;
+}
+
+drpo_crossing drpo__rank_crossing(const double *x, size_t n, double top, double down,
+                                  double start, double pu, double target, int descending,
+                                  double *buf0, double *buf1)
+{
+    size_t k = count_reaching(start, pu, target), below, at;
+    drpo_crossing c = {0.0, start * pu, 0.0, k <= n};
+    if (n == 0)
+        return c;
+    /* the k-th in scan order (never reached: the last) */
+    size_t rank = c.reached ? (descending ? n - k : k - 1) : (descending ? 0 : n - 1);
+    c.gap = rank_select(x, n, top, down, rank, buf0, buf1, &below, &at);
+    c.before = (start + (double)(descending ? n - below - at : below)) * pu;
+    c.at = (double)at * pu;
+    return c;
 }

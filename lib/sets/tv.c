@@ -87,41 +87,25 @@ static double predict(const drpo_window *w, const drpo_window *sample, const voi
     return 1.0 - (*(const double *)ctx - w->above_mass) / w->win_mass;
 }
 
-/* Where the mass from the largest gap reaches rho: the gap b, the masses
- * above it and at it, and sum p (d - b)_+ (or `measure`: the weights pass
- * measures it). */
-typedef struct tv_crossing {
-    double b, above, at, excess, measure;
-} tv_crossing;
-
-/* Over a uniform base (masses are counts) of up to DRPO__RANK_UP_TO units
- * a rank among all the gaps; else in a window, which holds every gap equal
- * to b, or, without one, one pass for all three. */
-static tv_crossing find_crossing(const drpo_problem *pb, double rho, int *passes)
+/* Where the mass from the largest gap reaches rho (b), the masses above it
+ * and at it: over a uniform base (masses are counts) of up to
+ * DRPO__RANK_UP_TO units a rank among all the gaps; else in a window, which
+ * holds every gap equal to b (the weights pass then measures the excess:
+ * *excess NAN), or, without one, one pass that also sums the excess. */
+static drpo_crossing find_crossing(const drpo_problem *pb, double rho, int *passes,
+                                   double *excess)
 {
-    size_t m = pb->m;
-    tv_crossing c = {0.0, 0.0, 0.0, 0.0, 1.0};
-    if (pb->uniform && m <= DRPO__RANK_UP_TO) {
-        /* the k-th largest (never reached: the smallest gap) */
-        size_t k = drpo__count_reaching(0.0, pb->pu, rho), below, at;
-        c.b = drpo__rank_select(pb->x, m, pb->top, pb->down, k < m ? m - k : 0, pb->scratch,
-                                (double *)pb->pairs, &below, &at);
-        c.above = (double)(m - below - at) * pb->pu;
-        c.at = (double)at * pb->pu;
-        return c;
-    }
+    *excess = NAN;
+    if (pb->uniform && pb->m <= DRPO__RANK_UP_TO) /* (never reached: the smallest gap) */
+        return drpo__rank_crossing(pb->x, pb->m, pb->top, pb->down, 0.0, pb->pu, rho, 1,
+                                   pb->scratch, (double *)pb->pairs);
     drpo_window w;
     drpo_window_rule rule = {check, predict, &rho, 0};
     *passes = drpo__window_find(pb, &rule, &w);
-    if (w.n == 0) {
-        tail(pb, c.b, &c.above, &c.excess, &c.at);
-        c.measure = 0.0;
-        return c;
-    }
-    drpo_crossing x = drpo__window_crossing(&w, rho, 1, pb->uniform ? pb->pu : 0.0);
-    c.b = x.gap;
-    c.above = x.before;
-    c.at = x.at;
+    if (w.n > 0)
+        return drpo__window_crossing(&w, rho, 1, pb->uniform ? pb->pu : 0.0, pb->scratch);
+    drpo_crossing c = {0.0, 0.0, 0.0, 0};
+    tail(pb, c.gap, &c.before, excess, &c.at);
     return c;
 }
 
@@ -143,18 +127,19 @@ static drpo_status tv_radius(const drpo_problem *pb, drpo_solution *sol)
         sol->tight = rho == 1.0 - pb->p_top && pb->p_top < 1.0;
         return DRPO_OK;
     }
-    tv_crossing c = find_crossing(pb, rho, &sol->iterations);
-    double b = c.b, above = c.above, at = c.at;
+    double excess;
+    drpo_crossing c = find_crossing(pb, rho, &sol->iterations, &excess);
+    double b = c.gap, above = c.before, at = c.at;
     double take = rho - above; /* taken from the tie group at b */
     if (take < 0.0)
         take = 0.0;
     if (take > at)
         take = at;
     moved_rule(pb, sol, b, at > 0.0 ? 1.0 - take / at : 1.0, above + take);
-    sol->rule.value_excess = c.measure; /* (top_per_moved 0) */
+    sol->rule.value_excess = isnan(excess) ? 1.0 : 0.0; /* (top_per_moved 0) */
     sol->eta = b;
     sol->lambda = b; /* d value / d rho = l_max - eta */
-    sol->value = -pb->mean_d + rho * b + c.excess; /* (<= 0: the objective clamps) */
+    sol->value = -pb->mean_d + rho * b + (isnan(excess) ? 0.0 : excess); /* (<= 0: clamped) */
     sol->tight = 1;
     return DRPO_OK;
 }

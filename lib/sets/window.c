@@ -106,41 +106,40 @@ static void sample_of(const drpo_problem *pb, const drpo_pair *pairs, size_t n, 
  * of the sample's mass: the prediction's own error adds to the sampling's. */
 static double predict_margin(const drpo_window *sample) { return 3.0 / sqrt((double)sample->n); }
 
-/* The gap at fraction f of a sample's mass, by selection: by rank where the
- * masses are all `equal` (a uniform base's sample: the gaps, copied to g,
- * selected as doubles), else on the pairs (reordered).  0 if never reached. */
-static int sample_crossing(drpo_pair *pairs, size_t n, int equal, double f, double total,
-                           double *g, double *gap)
-{
-    if (!equal)
-        return drpo__pairs_crossing(pairs, n, 0.0, f * total, 0, gap);
-    size_t k = drpo__count_reaching(0.0, pairs[0].p, f * total), below, at;
-    if (k > n)
-        return 0;
-    *gap = drpo__rank_select(g, n, 0.0, -1.0, k - 1, g + n, g + 2 * n, &below, &at);
-    return 1;
-}
-
-/* The gaps at fractions level -+ delta of a sample's mass.  The sample's
- * pairs must have room for 3 n doubles after them: every sample does, at
- * most an eighth of the units (first_sample, the narrowing) in scratch of
- * one double a unit (or the losses' in their pairs' two). */
+/* The gaps at fractions level -+ delta of a sample's mass, by selection:
+ * by rank where its masses are all equal (a uniform base's sample: its gaps
+ * copied after its pairs, which must have room for 3 n doubles there, and
+ * every sample has: at most an eighth of the units, in scratch of one double
+ * a unit, or of the losses, in their pairs' two), else on the pairs
+ * (reordered). */
 static void bracket(const drpo_window *sample, double level, double delta, double *lo, double *hi)
 {
-    double a = level - delta, b = level + delta;
+    const double f[2] = {level - delta, level + delta};
     drpo_pair *pairs = (drpo_pair *)sample->win;
     size_t n = sample->n;
-    double total = 0.0, *g = (double *)(pairs + n);
+    double total = 0.0, *g = (double *)(pairs + n), *end[2] = {lo, hi};
     int equal = n > 0;
     for (size_t i = 0; i < n; i++) {
         total += pairs[i].p;
         equal &= pairs[i].p == pairs[0].p;
-        g[i] = pairs[i].d;
     }
-    if (!(a > 0.0) || !sample_crossing(pairs, n, equal, a, total, g, lo))
-        *lo = -INFINITY;
-    if (!(b < 1.0) || !sample_crossing(pairs, n, equal, b, total, g, hi))
-        *hi = INFINITY;
+    for (size_t i = 0; equal && i < n; i++)
+        g[i] = pairs[i].d;
+    for (int e = 0; e < 2; e++) {
+        int reached = 0;
+        if (f[e] > 0.0 && f[e] < 1.0) {
+            if (equal) {
+                drpo_crossing c = drpo__rank_crossing(g, n, 0.0, -1.0, 0.0, pairs[0].p,
+                                                      f[e] * total, 0, g + n, g + 2 * n);
+                reached = c.reached;
+                *end[e] = c.gap;
+            } else {
+                reached = drpo__pairs_crossing(pairs, n, 0.0, f[e] * total, 0, end[e]);
+            }
+        }
+        if (!reached)
+            *end[e] = e == 0 ? -INFINITY : INFINITY;
+    }
 }
 
 /* One chain of a pass's sums, four lanes each, over the gaps outside the
@@ -614,30 +613,28 @@ static int predict_again(const drpo_window *w, int where, const drpo_window_rule
     return *lo < *hi;
 }
 
-double drpo__units_of_mass(double mass, double pu) { return nearbyint(mass / pu); }
-
-drpo_crossing drpo__window_crossing(const drpo_window *w, double target, int descending, double pu)
+drpo_crossing drpo__window_crossing(const drpo_window *w, double target, int descending, double pu,
+                                    double *scratch)
 {
     drpo_pair *win = (drpo_pair *)w->win;
     double start = descending ? w->above_mass : w->below_mass;
-    drpo_crossing c = {w->next, 0.0, 0.0};
-    int found = pu > 0.0 ? drpo__pairs_crossing_counted(win, w->n, drpo__units_of_mass(start, pu),
-                                                        pu, target, descending, &c.gap)
-                         : drpo__pairs_crossing(win, w->n, start, target, descending, &c.gap);
-    if (!found) /* never reached in the window: its last gap in scan order */
+    drpo_crossing c = {w->next, start, 0.0, 0};
+    if (w->n == 0)
+        return c;
+    if (pu > 0.0) {
+        /* the window's masses beyond it are counts times pu to a few ulps
+         * (counted, or summed compensated): their ratio to pu rounds to the
+         * count.  Its pairs, once their gaps are copied, are the buffers. */
+        for (size_t i = 0; i < w->n; i++)
+            scratch[i] = win[i].d;
+        return drpo__rank_crossing(scratch, w->n, 0.0, -1.0, nearbyint(start / pu), pu, target,
+                                   descending, (double *)win, (double *)win + w->n);
+    }
+    c.reached = drpo__pairs_crossing(win, w->n, start, target, descending, &c.gap);
+    if (!c.reached) /* its last gap in scan order */
         for (size_t i = 0; i < w->n; i++)
             if (i == 0 || (descending ? win[i].d < c.gap : win[i].d > c.gap))
                 c.gap = win[i].d;
-    if (pu > 0.0) { /* counts */
-        size_t before = 0, at = 0;
-        for (size_t i = 0; i < w->n; i++) {
-            before += descending ? win[i].d > c.gap : win[i].d < c.gap;
-            at += win[i].d == c.gap;
-        }
-        c.before = (drpo__units_of_mass(start, pu) + (double)before) * pu;
-        c.at = (double)at * pu;
-        return c;
-    }
     drpo_ksum before_k = {start, 0.0}, at_k = {0.0, 0.0};
     for (size_t i = 0; i < w->n; i++) {
         if (descending ? win[i].d > c.gap : win[i].d < c.gap)
