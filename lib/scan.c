@@ -1,6 +1,13 @@
 /* scan.c - the pass every solve with a uniform base begins with: the losses
  * checked finite, their range, the ties at the maximum and their sum, in
- * one vectorised read (finiteness through the sum: no test per element). */
+ * one vectorised read (finiteness through the sum: no test per element).
+ *
+ * Where the CPU has AVX-512 the pass runs on eight lanes: with a window to
+ * keep (drpo__scan_window) the four-lane pass was bound by its instructions
+ * (compares, the compress's table lookup and permute, twice per group of
+ * eight), not by the memory it reads.  Every instance sums unit j into lane
+ * j mod 8 of one of two chains and joins them in the same order, so all
+ * three return the same bits (tests/test_scan.c compares them). */
 #include "internal.h"
 #include "vec.h"
 
@@ -35,10 +42,39 @@ DRPO__INLINE double count_equal(const double *x, size_t from, size_t to, double 
     return (double)c;
 }
 
+/* What the vector part of a scan leaves to its end (every instance's). */
+typedef struct scan_state {
+    drpo_v4d ks, kc; /* sum of l - l_0 over the blocks, compensated */
+    double best;     /* the largest unit so far (of the blocks noted) */
+    size_t cand[SCAN_CANDIDATES], n_cand;
+    int spilled;
+    size_t i, k;   /* units read; units kept */
+    double over;   /* units >= x1 */
+} scan_state;
+
+/* The ties at the maximum, without a count per unit: a unit equal to the
+ * final maximum is at or above its lane's running max when it is read, so
+ * its block (from `start`) is noted, and no later block raises the maximum
+ * past it; the blocks noted are counted again at the end.  m: the running
+ * max of a block where some lane rose (or was met). */
+DRPO__INLINE void note_block(scan_state *s, size_t start, double m)
+{
+    if (m > s->best) { /* the blocks before hold no unit at the new maximum */
+        s->best = m;
+        s->n_cand = 0;
+        s->spilled = 0;
+    }
+    if (s->n_cand < SCAN_CANDIDATES)
+        s->cand[s->n_cand++] = start;
+    else
+        s->spilled = 1;
+}
+
 /* The running extremes and sums of one chain of groups of eight. */
 typedef struct scan_chain {
-    drpo_v4d mx, mn, block;
-    drpo_v4i rise; /* lanes whose max rose (or was met) in this block */
+    drpo_v4d mx, mn;
+    drpo_v4d block[2]; /* lanes 0-3 and 4-7 of the groups */
+    drpo_v4i rise;     /* lanes whose max rose (or was met) in this block */
 } scan_chain;
 
 /* Eight units x[i, i + 8) into chain c; `window`: also counted from x1 up
@@ -54,7 +90,8 @@ DRPO__INLINE void scan_group(const double *x, size_t i, drpo_v4d origin, scan_ch
     c->mx = drpo__v4_select(ge, big, c->mx);
     c->mn = drpo__v4_select(small < c->mn, small, c->mn);
     c->rise |= ge;
-    c->block += (v - origin) + (w - origin);
+    c->block[0] += v - origin;
+    c->block[1] += w - origin;
     if (window) {
         drpo_v4i av = v >= hi, aw = w >= hi;
         *over += av + aw;
@@ -66,68 +103,20 @@ DRPO__INLINE void scan_group(const double *x, size_t i, drpo_v4d origin, scan_ch
     }
 }
 
-/* `window` (a constant after inlining): the losses in (x0, x1) are also
- * kept (copied in order to kept[0, r.kept)), those from x1 up counted
- * (r.over): the first pass of a threshold solve, taken in loss space
- * (drpo_loss_window). */
-DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, double x1,
-                                      double *kept, int window)
+/* The end of every instance's scan: the last n mod 8 units, the ties at
+ * the maximum counted in the blocks noted, finiteness.  max, min: of the
+ * units read. */
+DRPO__INLINE drpo_loss_scan scan_finish(size_t n, const double *x, double x0, double x1,
+                                        double *kept, int window, scan_state *s, double max,
+                                        double min)
 {
     const double first = x[0];
-    const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(first);
-    /* two chains of running max, min and sum, each meeting two groups of
-     * four already compared with each other: a compare and a blend, or an
-     * add, per group is the loop's longest dependency, and with one chain
-     * the scan waited on it */
-    scan_chain c[2];
-    for (int h = 0; h < 2; h++)
-        c[h] = (scan_chain){origin, origin, zero, {0, 0, 0, 0}};
-    drpo_v4d ks = zero, kc = zero;
-    const drpo_v4d lo = drpo__v4_set1(x0), hi = drpo__v4_set1(x1);
-    drpo_v4i over = {0, 0, 0, 0}; /* a true lane is -1 */
-    /* the ties at the maximum, without a count per unit: a unit equal to the
-     * final maximum is at or above its chain's lane's running max when it is
-     * read, so its block is remembered, and no later block raises the
-     * maximum past it; the blocks remembered are counted again at the end */
-    size_t cand[SCAN_CANDIDATES] = {0}, n_cand = 0, i = 0, k = 0, vec_end = n - n % 8;
-    int spilled = 0;
-    double best = first, over_tail = 0.0;
-    while (i + 8 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
-        size_t start = i, end = i + 256 <= n ? i + 256 : vec_end;
-        for (int h = 0; h < 2; h++) {
-            c[h].block = zero;
-            c[h].rise = (drpo_v4i){0, 0, 0, 0};
-        }
-        for (; i + 16 <= end; i += 16) {
-            scan_group(x, i, origin, &c[0], window, lo, hi, &over, kept, &k);
-            scan_group(x, i + 8, origin, &c[1], window, lo, hi, &over, kept, &k);
-        }
-        if (i < end) { /* (end - i is a multiple of 8) */
-            scan_group(x, i, origin, &c[0], window, lo, hi, &over, kept, &k);
-            i += 8;
-        }
-        drpo__v4_ksum_add(&ks, &kc, c[0].block + c[1].block);
-        if (drpo__v4_any(c[0].rise | c[1].rise)) {
-            drpo_v4d mx = drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx);
-            double m = lanes_extreme(mx, 1.0);
-            if (m > best) { /* the blocks before hold no unit at the new maximum */
-                best = m;
-                n_cand = 0;
-                spilled = 0;
-            }
-            if (n_cand < SCAN_CANDIDATES)
-                cand[n_cand++] = start;
-            else
-                spilled = 1;
-        }
-    }
-    drpo_v4d mx = drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx);
-    drpo_v4d mn = drpo__v4_select(c[1].mn < c[0].mn, c[1].mn, c[0].mn);
+    size_t i = s->i, k = s->k, vec_end = n - n % 8;
     drpo_loss_scan r;
-    r.max = lanes_extreme(mx, 1.0);
-    r.min = lanes_extreme(mn, -1.0);
+    r.max = max;
+    r.min = min;
     int finite = 1;
-    drpo_ksum sum = {drpo__v4_ksum_total(ks, kc), 0.0};
+    drpo_ksum sum = {drpo__v4_ksum_total(s->ks, s->kc), 0.0};
     for (; i < n; i++) { /* the last n mod 8 */
         double v = x[i];
         finite &= v - v == 0.0;
@@ -135,21 +124,22 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
         r.min = v < r.min ? v : r.min;
         drpo__ksum_add(&sum, v - first);
         if (window) {
-            over_tail += v >= x1;
+            s->over += v >= x1;
             if (v > x0 && v < x1)
                 kept[k++] = v;
         }
     }
-    if (spilled) {
+    if (s->spilled) {
         r.at_max = count_equal(x, 0, n, r.max);
     } else {
         r.at_max = count_equal(x, vec_end, n, r.max);
-        for (size_t c = 0; c < n_cand; c++)
-            r.at_max += count_equal(x, cand[c], cand[c] + 256 < vec_end ? cand[c] + 256 : vec_end,
+        for (size_t c = 0; c < s->n_cand; c++)
+            r.at_max += count_equal(x, s->cand[c],
+                                    s->cand[c] + 256 < vec_end ? s->cand[c] + 256 : vec_end,
                                     r.max);
     }
     r.shifted_sum = drpo__ksum_value(&sum);
-    r.over = over_tail - (double)(over[0] + over[1] + over[2] + over[3]);
+    r.over = s->over;
     r.kept = k;
     /* a NaN or an infinity anywhere makes the sum of l - l_0 NaN or infinite,
      * so the elements are only checked one by one when it is (finite losses
@@ -161,11 +151,148 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
     return r;
 }
 
-DRPO__KERNEL_DISPATCH(drpo_loss_scan, scan_dispatch, (size_t n, const double *x), (n, x),
-                      scan_body(n, x, 0.0, 0.0, NULL, 0))
-DRPO__KERNEL_DISPATCH(drpo_loss_scan, scan_window_dispatch,
-                      (size_t n, const double *x, double x0, double x1, double *kept),
-                      (n, x, x0, x1, kept), scan_body(n, x, x0, x1, kept, 1))
+static void scan_start(scan_state *s, double first)
+{
+    s->ks = s->kc = drpo__v4_set1(0.0);
+    s->best = first;
+    s->n_cand = 0;
+    s->spilled = 0;
+    s->i = s->k = 0;
+    s->over = 0.0;
+}
+
+/* `window` (a constant after inlining): the losses in (x0, x1) are also
+ * kept (copied in order to kept[0, r.kept)), those from x1 up counted
+ * (r.over): the first pass of a threshold solve, taken in loss space
+ * (drpo_loss_window). */
+DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, double x1,
+                                      double *kept, int window)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0), origin = drpo__v4_set1(x[0]);
+    /* two chains of running max, min and sum, each meeting two groups of
+     * four already compared with each other: a compare and a blend, or an
+     * add, per group is the loop's longest dependency, and with one chain
+     * the scan waited on it */
+    scan_chain c[2];
+    for (int h = 0; h < 2; h++)
+        c[h] = (scan_chain){origin, origin, {zero, zero}, {0, 0, 0, 0}};
+    scan_state s;
+    scan_start(&s, x[0]);
+    const drpo_v4d lo = drpo__v4_set1(x0), hi = drpo__v4_set1(x1);
+    drpo_v4i over = {0, 0, 0, 0}; /* a true lane is -1 */
+    size_t i = 0, k = 0, vec_end = n - n % 8;
+    while (i + 8 <= n) { /* blocks of up to 256 plain sums, compensated across blocks */
+        size_t start = i, end = i + 256 <= n ? i + 256 : vec_end;
+        for (int h = 0; h < 2; h++) {
+            c[h].block[0] = c[h].block[1] = zero;
+            c[h].rise = (drpo_v4i){0, 0, 0, 0};
+        }
+        for (; i + 16 <= end; i += 16) {
+            scan_group(x, i, origin, &c[0], window, lo, hi, &over, kept, &k);
+            scan_group(x, i + 8, origin, &c[1], window, lo, hi, &over, kept, &k);
+        }
+        if (i < end) { /* (end - i is a multiple of 8) */
+            scan_group(x, i, origin, &c[0], window, lo, hi, &over, kept, &k);
+            i += 8;
+        }
+        drpo__v4_ksum_add(&s.ks, &s.kc,
+                          (c[0].block[0] + c[1].block[0]) + (c[0].block[1] + c[1].block[1]));
+        if (drpo__v4_any(c[0].rise | c[1].rise))
+            note_block(&s, start,
+                       lanes_extreme(drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx), 1.0));
+    }
+    drpo_v4d mx = drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx);
+    drpo_v4d mn = drpo__v4_select(c[1].mn < c[0].mn, c[1].mn, c[0].mn);
+    s.i = i;
+    s.k = k;
+    s.over = (double)-(over[0] + over[1] + over[2] + over[3]);
+    return scan_finish(n, x, x0, x1, kept, window, &s, lanes_extreme(mx, 1.0),
+                       lanes_extreme(mn, -1.0));
+}
+
+#ifdef DRPO__HAVE_AVX512_CLONE
+/* scan_body on eight lanes: a group of eight is one vector, the two chains
+ * the groups at i and i + 8 of each sixteen (their extremes taken together
+ * first, as scan_group takes its two fours), the block sums of each chain
+ * lane by lane.  Kept units are compressed in registers (a compress to
+ * memory is microcoded on some CPUs) and stored eight at a time, so kept
+ * needs room for eight past the last unit kept before the end: it has
+ * (a unit is kept only once read, and eight more are read). */
+DRPO__WIDE DRPO__INLINE drpo_loss_scan scan_body_wide(size_t n, const double *x, double x0,
+                                                      double x1, double *kept, int window)
+{
+    const __m512d zero = _mm512_setzero_pd(), origin = _mm512_set1_pd(x[0]);
+    const __m512d lo = _mm512_set1_pd(x0), hi = _mm512_set1_pd(x1);
+    __m512d mx = origin, mn = origin;
+    scan_state s;
+    scan_start(&s, x[0]);
+    size_t i = 0, k = 0, over = 0, vec_end = n - n % 8;
+/* one group of eight: the window's part (into over and kept) */
+#define SCAN_KEEP(v)                                                                          \
+    if (window) {                                                                             \
+        __mmask8 at_hi = _mm512_cmp_pd_mask(v, hi, _CMP_GE_OQ);                               \
+        __mmask8 in = _mm512_mask_cmp_pd_mask((__mmask8)~at_hi, v, lo, _CMP_GT_OQ);          \
+        over += (size_t)__builtin_popcount(at_hi);                                            \
+        _mm512_storeu_pd(kept + k, _mm512_maskz_compress_pd(in, v));                          \
+        k += (size_t)__builtin_popcount(in);                                                  \
+    }
+    while (i + 8 <= n) {
+        size_t start = i, end = i + 256 <= n ? i + 256 : vec_end;
+        __m512d block[2] = {zero, zero};
+        __mmask8 rise = 0;
+        for (; i + 16 <= end; i += 16) {
+            __m512d v = _mm512_loadu_pd(x + i), w = _mm512_loadu_pd(x + i + 8);
+            __mmask8 w_gt = _mm512_cmp_pd_mask(w, v, _CMP_GT_OQ);
+            __m512d big = _mm512_mask_blend_pd(w_gt, v, w);
+            __m512d small = _mm512_mask_blend_pd(w_gt, w, v);
+            __mmask8 ge = _mm512_cmp_pd_mask(big, mx, _CMP_GE_OQ);
+            mx = _mm512_mask_blend_pd(ge, mx, big);
+            mn = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(small, mn, _CMP_LT_OQ), mn, small);
+            rise |= ge;
+            block[0] = _mm512_add_pd(block[0], _mm512_sub_pd(v, origin));
+            block[1] = _mm512_add_pd(block[1], _mm512_sub_pd(w, origin));
+            SCAN_KEEP(v)
+            SCAN_KEEP(w)
+        }
+        if (i < end) { /* one group of eight, into the first chain */
+            __m512d v = _mm512_loadu_pd(x + i);
+            __mmask8 ge = _mm512_cmp_pd_mask(v, mx, _CMP_GE_OQ);
+            mx = _mm512_mask_blend_pd(ge, mx, v);
+            mn = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, mn, _CMP_LT_OQ), mn, v);
+            rise |= ge;
+            block[0] = _mm512_add_pd(block[0], _mm512_sub_pd(v, origin));
+            SCAN_KEEP(v)
+            i += 8;
+        }
+        /* as scan_body joins them: (chain 0 + chain 1) low lanes + high */
+        drpo_v8d joined = (drpo_v8d)_mm512_add_pd(block[0], block[1]);
+        drpo__v4_ksum_add(&s.ks, &s.kc, drpo__v8_lo(joined) + drpo__v8_hi(joined));
+        if (rise) {
+            drpo_v4d a = drpo__v8_lo((drpo_v8d)mx), b = drpo__v8_hi((drpo_v8d)mx);
+            note_block(&s, start, lanes_extreme(drpo__v4_select(b > a, b, a), 1.0));
+        }
+    }
+#undef SCAN_KEEP
+    drpo_v4d a = drpo__v8_lo((drpo_v8d)mx), b = drpo__v8_hi((drpo_v8d)mx);
+    drpo_v4d c = drpo__v8_lo((drpo_v8d)mn), d = drpo__v8_hi((drpo_v8d)mn);
+    s.i = i;
+    s.k = k;
+    s.over = (double)over;
+    return scan_finish(n, x, x0, x1, kept, window, &s,
+                       lanes_extreme(drpo__v4_select(b > a, b, a), 1.0),
+                       lanes_extreme(drpo__v4_select(d < c, d, c), -1.0));
+}
+#else
+#define scan_body_wide scan_body
+#endif
+
+DRPO__KERNEL_DISPATCH_WIDE(drpo_loss_scan, scan_dispatch, (size_t n, const double *x), (n, x),
+                           scan_body(n, x, 0.0, 0.0, NULL, 0),
+                           scan_body_wide(n, x, 0.0, 0.0, NULL, 0))
+DRPO__KERNEL_DISPATCH_WIDE(drpo_loss_scan, scan_window_dispatch,
+                           (size_t n, const double *x, double x0, double x1, double *kept),
+                           (n, x, x0, x1, kept), scan_body(n, x, x0, x1, kept, 1),
+                           scan_body_wide(n, x, x0, x1, kept, 1))
 
 drpo_loss_scan drpo__scan_losses(size_t n, const double *loss) { return scan_dispatch(n, loss); }
 

@@ -1,5 +1,5 @@
 /* test_scan.c - the input scan (lib/scan.c, compiled into this test to
- * reach its instances): the window's scan on AVX-512, AVX2 and the
+ * reach its instances): the scan, with and without a window, on AVX-512, AVX2 and the
  * baseline return the same bits, and both match a plain loop: range, ties at the
  * maximum, the losses kept in (x0, x1) in order and those counted from x1
  * up. */
@@ -15,6 +15,7 @@
 #include <string.h>
 
 typedef drpo_loss_scan (*scan_instance)(size_t, const double *, double, double, double *);
+typedef drpo_loss_scan (*plain_instance)(size_t, const double *);
 
 /* Losses drawn from `levels` values (ties everywhere, at the top too) or,
  * with levels 0, continuous; the first unit sometimes the maximum. */
@@ -67,11 +68,15 @@ START_TEST(test_scan_window_instances)
     scan_instance inst[INSTANCES] = {scan_window_dispatch_base,
                                      drpo__cpu_avx2() ? scan_window_dispatch_avx2 : NULL,
                                      drpo__cpu_avx512() ? scan_window_dispatch_avx512 : NULL};
+    plain_instance plain[INSTANCES] = {scan_dispatch_base, scan_dispatch_avx2,
+                                       scan_dispatch_avx512};
 #elif defined(DRPO__HAVE_AVX2_CLONE)
     scan_instance inst[INSTANCES] = {scan_window_dispatch_base,
                                      drpo__cpu_avx2() ? scan_window_dispatch_avx2 : NULL, NULL};
+    plain_instance plain[INSTANCES] = {scan_dispatch_base, scan_dispatch_avx2, NULL};
 #else
     scan_instance inst[INSTANCES] = {scan_window_dispatch, NULL, NULL};
+    plain_instance plain[INSTANCES] = {scan_dispatch, NULL, NULL};
 #endif
     tu_rng r;
     tu_rng_seed(&r, 2718);
@@ -105,6 +110,13 @@ START_TEST(test_scan_window_instances)
                                   "baseline's bits (shifted sum %a vs %a)",
                                   i, n, level_counts[lc], wi, got[i].shifted_sum,
                                   got[0].shifted_sum);
+                    /* the scan without a window: the same range, ties and sum */
+                    drpo_loss_scan p = plain[i](n, x);
+                    ck_assert_msg(p.finite && p.max == got[i].max && p.min == got[i].min &&
+                                      p.at_max == got[i].at_max &&
+                                      !memcmp(&p.shifted_sum, &got[i].shifted_sum,
+                                              sizeof p.shifted_sum),
+                                  "instance %d, n = %zu: the plain scan differs", i, n);
                 }
             }
         }
