@@ -30,6 +30,7 @@ int main(void)
         suite_kl_pass,
         suite_scan,
         suite_base_scan,
+        suite_weights,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -27,5 +27,6 @@ Suite *suite_selection(void);
 Suite *suite_kl_pass(void);
 Suite *suite_scan(void);
 Suite *suite_base_scan(void);
+Suite *suite_weights(void);
 
 #endif

@@ -316,73 +316,188 @@ static drpo_qstats q_ramp_u(const drpo_problem *pb, const drpo_qrule *r, double 
 
 /* A step rule over a uniform base: q takes at most four values, so the
  * pass writes them and counts the units of each region; the statistics then
- * follow exactly from the counts. */
+ * follow exactly from the counts.  Bound by its instructions on four lanes
+ * (three compares, three selects, the counts, a store in two halves per
+ * four units), so it has an AVX-512 instance on eight; the sums put unit j
+ * in lane j mod 8 in every instance (the four-lane ones in two vectors),
+ * and all three give the same bits (tests/test_kernels.c). */
 typedef struct step_counts {
     drpo_v4i zero, below, at; /* d == 0; d < t; d == t (the first two overlap when t > 0) */
     drpo_v4d excess, deficit; /* sum (d - t) over d > t, sum (t - d) over d < t */
     size_t tops;              /* the argmax units' indices, kept in pb->pairs */
 } step_counts;
 
-DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
-                                   int measure)
+/* The rule's four weights, their threshold and the problem's gap map as
+ * four-lane vectors. */
+typedef struct step_shape {
+    drpo_v4d top, down, t, q_top, q_below, q_at, q_above;
+} step_shape;
+
+DRPO__INLINE step_shape step_shape_of(const drpo_problem *pb, const drpo_qrule *r)
 {
-    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
-    const drpo_v4d vt = drpo__v4_set1(r->t), zero = drpo__v4_set1(0.0);
     const double pu = pb->pu, scale = r->scale;
-    const drpo_v4d q_top = drpo__v4_set1((pu * r->c_top) * scale);
-    const drpo_v4d q_below = drpo__v4_set1((pu * r->c_below) * scale);
-    const drpo_v4d q_at = drpo__v4_set1((pu * r->c_at) * scale);
-    const drpo_v4d q_above = drpo__v4_set1((pu * r->c_above) * scale);
-    size_t *tops = (size_t *)pb->pairs; /* m of them fit: a pair is 16 bytes */
-    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, zero, zero, 0};
-    size_t m = pb->m, j = 0;
-    const int stream = drpo__stream_output(out, m);
-    while (j + 4 <= m) { /* blocks of 256 */
-        size_t start = j, end = j + 256 < m ? j + 256 : m;
+    step_shape v = {drpo__v4_set1(pb->top),
+                    drpo__v4_set1(pb->down),
+                    drpo__v4_set1(r->t),
+                    drpo__v4_set1((pu * r->c_top) * scale),
+                    drpo__v4_set1((pu * r->c_below) * scale),
+                    drpo__v4_set1((pu * r->c_at) * scale),
+                    drpo__v4_set1((pu * r->c_above) * scale)};
+    return v;
+}
+
+/* Units j .. j+3: written, counted, and measured into lanes sum[0..1]
+ * (excess[0] and deficit[0], or excess[1] and deficit[1]). */
+DRPO__INLINE void step_group(const drpo_problem *pb, const step_shape *v, size_t j, double *out,
+                             int stream, int measure, step_counts *c, drpo_v4d *excess,
+                             drpo_v4d *deficit)
+{
+    const drpo_v4d zero = drpo__v4_set1(0.0);
+    drpo_v4d d = v->top - drpo__v4_load(pb->x + j) * v->down;
+    drpo_v4i z = d == zero, lt = d < v->t, eq = d == v->t;
+    drpo_v4d q = drpo__v4_select(
+        z, v->q_top, drpo__v4_select(lt, v->q_below, drpo__v4_select(eq, v->q_at, v->q_above)));
+    drpo__v4_store_out(out + j, q, stream);
+    c->zero -= z; /* a true lane is -1 */
+    c->below -= lt;
+    c->at -= eq;
+    if (measure == STEP_EXCESS)
+        *excess += drpo__v4_select(d > v->t, d - v->t, zero);
+    if (measure == STEP_DEFICIT)
+        *deficit += drpo__v4_select(lt, v->t - d, zero);
+}
+
+/* The end of every instance's pass: units j.. (fewer than eight), the
+ * lanes' sums joined (low four + high four), the stores ordered. */
+DRPO__INLINE step_counts step_finish(const drpo_problem *pb, const drpo_qrule *r,
+                                     const step_shape *v, size_t j, double *out, int stream,
+                                     int measure, step_counts c, drpo_v4d excess[2],
+                                     drpo_v4d deficit[2])
+{
+    size_t m = pb->m, *tops = (size_t *)pb->pairs;
+    if (j + 4 <= m) {
         drpo_v4i zero_before = c.zero;
-        for (; j + 4 <= end; j += 4) {
-            drpo_v4d d = top - drpo__v4_load(pb->x + j) * down;
-            drpo_v4i z = d == zero, lt = d < vt, eq = d == vt;
-            drpo_v4d q = drpo__v4_select(z, q_top, drpo__v4_select(lt, q_below, drpo__v4_select(eq, q_at, q_above)));
-            drpo__v4_store_out(out + j, q, stream);
-            c.zero -= z; /* a true lane is -1 */
-            c.below -= lt;
-            c.at -= eq;
-            if (measure == STEP_EXCESS)
-                c.excess += drpo__v4_select(d > vt, d - vt, zero);
-            if (measure == STEP_DEFICIT)
-                c.deficit += drpo__v4_select(lt, vt - d, zero);
-        }
+        step_group(pb, v, j, out, stream, measure, &c, &excess[0], &deficit[0]);
         if (measure == STEP_EXCESS && drpo__v4_any(c.zero != zero_before))
-            c.tops = keep_tops(pb, start, j, c.tops);
+            c.tops = keep_tops(pb, j, j + 4, c.tops);
+        j += 4;
     }
     for (; j < m; j++) {
         double d = drpo__gap(pb, j);
-        out[j] = d == 0.0 ? q_top[0] : d < r->t ? q_below[0] : d == r->t ? q_at[0] : q_above[0];
+        out[j] = d == 0.0    ? v->q_top[0]
+                 : d < r->t  ? v->q_below[0]
+                 : d == r->t ? v->q_at[0]
+                             : v->q_above[0];
         c.zero[0] += d == 0.0;
         c.below[0] += d < r->t;
         c.at[0] += d == r->t;
         if (measure == STEP_EXCESS) {
-            c.excess[0] += d > r->t ? d - r->t : 0.0;
+            excess[0][0] += d > r->t ? d - r->t : 0.0;
             if (d == 0.0)
                 tops[c.tops++] = j;
         }
         if (measure == STEP_DEFICIT)
-            c.deficit[0] += d < r->t ? r->t - d : 0.0;
+            deficit[0][0] += d < r->t ? r->t - d : 0.0;
     }
     drpo__v4_stream_end(stream);
+    c.excess = excess[0] + excess[1];
+    c.deficit = deficit[0] + deficit[1];
     return c;
 }
 
-DRPO__KERNEL_DISPATCH(step_counts, step_uniform,
-                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      step_body(pb, r, out, STEP_PLAIN))
-DRPO__KERNEL_DISPATCH(step_counts, step_uniform_excess,
-                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      step_body(pb, r, out, STEP_EXCESS))
-DRPO__KERNEL_DISPATCH(step_counts, step_uniform_deficit,
-                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      step_body(pb, r, out, STEP_DEFICIT))
+DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
+                                   int measure)
+{
+    const step_shape v = step_shape_of(pb, r);
+    const drpo_v4d zero = drpo__v4_set1(0.0);
+    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, zero, zero, 0};
+    drpo_v4d excess[2] = {zero, zero}, deficit[2] = {zero, zero};
+    size_t full = pb->m - pb->m % 8, j = 0;
+    const int stream = drpo__stream_output(out, pb->m);
+    while (j < full) { /* blocks of 256 */
+        size_t start = j, end = j + 256 < full ? j + 256 : full;
+        drpo_v4i zero_before = c.zero;
+        for (; j < end; j += 8) {
+            step_group(pb, &v, j, out, stream, measure, &c, &excess[0], &deficit[0]);
+            step_group(pb, &v, j + 4, out, stream, measure, &c, &excess[1], &deficit[1]);
+        }
+        if (measure == STEP_EXCESS && drpo__v4_any(c.zero != zero_before))
+            c.tops = keep_tops(pb, start, j, c.tops);
+    }
+    return step_finish(pb, r, &v, j, out, stream, measure, c, excess, deficit);
+}
+
+#ifdef DRPO__HAVE_AVX512_CLONE
+/* step_body on eight lanes.  Streamed stores go out as four halves of
+ * sixteen bytes, as the four-lane instances write them (an output need
+ * only be 16-byte aligned to be streamed); `stream` is a constant. */
+DRPO__WIDE DRPO__INLINE step_counts step_pass_wide(const drpo_problem *pb, const drpo_qrule *r,
+                                                   double *out, int measure, int stream)
+{
+    const step_shape v = step_shape_of(pb, r);
+    const __m512d zero = _mm512_setzero_pd(), top = _mm512_set1_pd(pb->top),
+                  down = _mm512_set1_pd(pb->down), t = _mm512_set1_pd(r->t),
+                  q_top = _mm512_set1_pd(v.q_top[0]), q_below = _mm512_set1_pd(v.q_below[0]),
+                  q_at = _mm512_set1_pd(v.q_at[0]), q_above = _mm512_set1_pd(v.q_above[0]);
+    const double *x = pb->x;
+    size_t full = pb->m - pb->m % 8, j = 0, n_zero = 0, n_below = 0, n_at = 0;
+    __m512d excess = zero, deficit = zero;
+    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, v.t, v.t, 0}; /* (sums: below) */
+    while (j < full) { /* blocks of 256 */
+        size_t start = j, end = j + 256 < full ? j + 256 : full, zero_before = n_zero;
+        for (; j < end; j += 8) {
+            __m512d d = _mm512_sub_pd(top, _mm512_mul_pd(_mm512_loadu_pd(x + j), down));
+            __mmask8 z = _mm512_cmp_pd_mask(d, zero, _CMP_EQ_OQ);
+            __mmask8 lt = _mm512_cmp_pd_mask(d, t, _CMP_LT_OQ);
+            __mmask8 eq = _mm512_cmp_pd_mask(d, t, _CMP_EQ_OQ);
+            __m512d q = _mm512_mask_blend_pd(eq, q_above, q_at);
+            q = _mm512_mask_blend_pd(z, _mm512_mask_blend_pd(lt, q, q_below), q_top);
+            if (stream) {
+                _mm_stream_pd(out + j, _mm512_castpd512_pd128(q));
+                _mm_stream_pd(out + j + 2, _mm512_extractf64x2_pd(q, 1));
+                _mm_stream_pd(out + j + 4, _mm512_extractf64x2_pd(q, 2));
+                _mm_stream_pd(out + j + 6, _mm512_extractf64x2_pd(q, 3));
+            } else {
+                _mm512_storeu_pd(out + j, q);
+            }
+            n_zero += (size_t)__builtin_popcount(z);
+            n_below += (size_t)__builtin_popcount(lt);
+            n_at += (size_t)__builtin_popcount(eq);
+            if (measure == STEP_EXCESS)
+                excess = _mm512_add_pd(
+                    excess, _mm512_maskz_sub_pd(_mm512_cmp_pd_mask(d, t, _CMP_GT_OQ), d, t));
+            if (measure == STEP_DEFICIT)
+                deficit = _mm512_add_pd(deficit, _mm512_maskz_sub_pd(lt, t, d));
+        }
+        if (measure == STEP_EXCESS && n_zero != zero_before)
+            c.tops = keep_tops(pb, start, j, c.tops);
+    }
+    c.zero[0] = (int64_t)n_zero;
+    c.below[0] = (int64_t)n_below;
+    c.at[0] = (int64_t)n_at;
+    drpo_v4d e[2] = {drpo__v8_lo((drpo_v8d)excess), drpo__v8_hi((drpo_v8d)excess)};
+    drpo_v4d f[2] = {drpo__v8_lo((drpo_v8d)deficit), drpo__v8_hi((drpo_v8d)deficit)};
+    return step_finish(pb, r, &v, j, out, stream, measure, c, e, f);
+}
+
+DRPO__WIDE DRPO__INLINE step_counts step_body_wide(const drpo_problem *pb, const drpo_qrule *r,
+                                                   double *out, int measure)
+{
+    return drpo__stream_output(out, pb->m) ? step_pass_wide(pb, r, out, measure, 1)
+                                           : step_pass_wide(pb, r, out, measure, 0);
+}
+#else
+#define step_body_wide step_body
+#endif
+
+#define STEP_KERNEL(name, measure)                                                            \
+    DRPO__KERNEL_DISPATCH_WIDE(step_counts, name,                                             \
+                               (const drpo_problem *pb, const drpo_qrule *r, double *out),    \
+                               (pb, r, out), step_body(pb, r, out, measure),                  \
+                               step_body_wide(pb, r, out, measure))
+STEP_KERNEL(step_uniform, STEP_PLAIN)
+STEP_KERNEL(step_uniform_excess, STEP_EXCESS)
+STEP_KERNEL(step_uniform_deficit, STEP_DEFICIT)
 
 static double count_of(drpo_v4i v) { return (double)(v[0] + v[1] + v[2] + v[3]); }
 

@@ -1,0 +1,236 @@
+/* test_weights.c - the weights pass of a step rule over a uniform base
+ * (lib/sets/weights.c, compiled into this test to reach its instances):
+ * the AVX-512, AVX2 and baseline instances write the same weights and
+ * return the same bits (counts, the excess or deficit, the argmax units'
+ * indices), on every length around the eight-lane groups, the four-lane
+ * tail and the blocks of 256, streamed and not; and they match a plain
+ * loop (the sums within rounding of a long double one). */
+#include "check_util.h"
+#include "suites.h"
+
+/* the kernels' vectors are passed only between inlined functions */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#include "../lib/sets/weights.c"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef step_counts (*step_instance)(const drpo_problem *, const drpo_qrule *, double *);
+
+typedef struct step_kernel_set {
+    const char *name;
+    int measure;
+    step_instance inst[3]; /* baseline, AVX2, AVX-512 (NULL: not built or not this CPU) */
+} step_kernel_set;
+
+#if defined(DRPO__HAVE_AVX512_CLONE)
+#define STEP_SET(name, measure)                                                               \
+    {#name, measure, {name##_base, name##_avx2, name##_avx512}}
+#elif defined(DRPO__HAVE_AVX2_CLONE)
+#define STEP_SET(name, measure) {#name, measure, {name##_base, name##_avx2, NULL}}
+#else
+#define STEP_SET(name, measure) {#name, measure, {name, NULL, NULL}}
+#endif
+
+static const step_kernel_set step_sets[] = {
+    STEP_SET(step_uniform, STEP_PLAIN),
+    STEP_SET(step_uniform_excess, STEP_EXCESS),
+    STEP_SET(step_uniform_deficit, STEP_DEFICIT),
+};
+
+/* Whether instance i (0 the baseline, 1 AVX2, 2 AVX-512) runs on this CPU. */
+static int runs_here(int i)
+{
+#if defined(DRPO__HAVE_AVX512_CLONE)
+    if (i == 2)
+        return drpo__cpu_avx512();
+#endif
+#if defined(DRPO__HAVE_AVX2_CLONE)
+    if (i == 1)
+        return drpo__cpu_avx2();
+#endif
+    return i == 0;
+}
+
+/* What a plain loop finds. */
+typedef struct step_reference {
+    size_t zero, below, at, tops;
+    long double excess, deficit;
+} step_reference;
+
+static step_reference step_by_loop(const drpo_problem *pb, const drpo_qrule *r, double *q,
+                                   size_t *tops)
+{
+    const double w[4] = {(pb->pu * r->c_top) * r->scale, (pb->pu * r->c_below) * r->scale,
+                         (pb->pu * r->c_at) * r->scale, (pb->pu * r->c_above) * r->scale};
+    step_reference s = {0, 0, 0, 0, 0.0L, 0.0L};
+    for (size_t j = 0; j < pb->m; j++) {
+        double d = pb->top - pb->x[j] * pb->down;
+        q[j] = d == 0.0 ? w[0] : d < r->t ? w[1] : d == r->t ? w[2] : w[3];
+        s.zero += d == 0.0;
+        s.below += d < r->t;
+        s.at += d == r->t;
+        if (d == 0.0)
+            tops[s.tops++] = j;
+        if (d > r->t)
+            s.excess += (long double)d - r->t;
+        if (d < r->t)
+            s.deficit += (long double)r->t - d;
+    }
+    return s;
+}
+
+static size_t lanes_total(drpo_v4i v) { return (size_t)(v[0] + v[1] + v[2] + v[3]); }
+
+/* Losses from 40 levels (ties everywhere, at the top and at the threshold)
+ * or continuous; the threshold the gap of one of them. */
+static void step_case(tu_rng *rng, size_t m, int levels, double *x, drpo_problem *pb,
+                      drpo_qrule *r)
+{
+    double top = -INFINITY;
+    for (size_t j = 0; j < m; j++) {
+        x[j] = levels ? (double)tu_below(rng, 40) / 40.0 : tu_unif(rng);
+        top = x[j] > top ? x[j] : top;
+    }
+    pb->m = m;
+    pb->x = x;
+    pb->top = top;
+    pb->down = 1.0;
+    pb->uniform = 1;
+    pb->pu = 1.0 / (double)m;
+    memset(r, 0, sizeof *r);
+    r->kind = DRPO__Q_STEP;
+    r->t = top - x[tu_below(rng, m)];
+    r->c_top = 3.0;
+    r->c_below = 2.0;
+    r->c_at = 0.5;
+    r->c_above = 0.25;
+    r->scale = 1.25;
+}
+
+/* Every kernel set's instances on m units (m >= 2^22 takes the streamed
+ * stores); out and pairs have room for m. */
+static void check_length(tu_rng *rng, size_t m, int levels, double *x, double *out[4],
+                         drpo_pair *pairs, size_t *ref_tops)
+{
+    drpo_problem pb;
+    drpo_qrule r;
+    memset(&pb, 0, sizeof pb);
+    step_case(rng, m, levels, x, &pb, &r);
+    pb.pairs = pairs;
+    step_reference ref = step_by_loop(&pb, &r, out[3], ref_tops);
+    for (size_t k = 0; k < sizeof step_sets / sizeof step_sets[0]; k++) {
+        const step_kernel_set *set = &step_sets[k];
+        step_counts got[3];
+        for (int i = 0; i < 3; i++) {
+            if (!set->inst[i] || !runs_here(i))
+                continue;
+            memset(out[i], 0xff, m * sizeof(double));
+            got[i] = set->inst[i](&pb, &r, out[i]);
+            ck_assert_msg(!memcmp(out[i], out[3], m * sizeof(double)),
+                          "%s instance %d, m = %zu: other weights", set->name, i, m);
+            ck_assert_msg(lanes_total(got[i].zero) == ref.zero &&
+                              lanes_total(got[i].below) == ref.below &&
+                              lanes_total(got[i].at) == ref.at,
+                          "%s instance %d, m = %zu: counts %zu %zu %zu, not %zu %zu %zu",
+                          set->name, i, m, lanes_total(got[i].zero), lanes_total(got[i].below),
+                          lanes_total(got[i].at), ref.zero, ref.below, ref.at);
+            double excess = drpo__v4_hsum(got[i].excess);
+            double deficit = drpo__v4_hsum(got[i].deficit);
+            if (set->measure == STEP_EXCESS) {
+                ck_assert_msg(got[i].tops == ref.tops &&
+                                  !memcmp(pairs, ref_tops, ref.tops * sizeof(size_t)),
+                              "%s instance %d, m = %zu: argmax units %zu, not %zu", set->name,
+                              i, m, got[i].tops, ref.tops);
+                ck_assert_msg(fabsl(excess - ref.excess) <= 1e-13L * (ref.excess + 1.0L),
+                              "%s instance %d, m = %zu: excess %.17g, not %.17Lg", set->name,
+                              i, m, excess, ref.excess);
+            }
+            if (set->measure == STEP_DEFICIT)
+                ck_assert_msg(fabsl(deficit - ref.deficit) <= 1e-13L * (ref.deficit + 1.0L),
+                              "%s instance %d, m = %zu: deficit %.17g, not %.17Lg", set->name,
+                              i, m, deficit, ref.deficit);
+            if (i > 0 && set->inst[0]) {
+                double e0 = drpo__v4_hsum(got[0].excess), f0 = drpo__v4_hsum(got[0].deficit);
+                ck_assert_msg(!memcmp(&excess, &e0, sizeof e0) &&
+                                  !memcmp(&deficit, &f0, sizeof f0),
+                              "%s instance %d, m = %zu: not the baseline's sums (%a %a vs %a %a)",
+                              set->name, i, m, excess, deficit, e0, f0);
+            }
+        }
+    }
+}
+
+/* A test's arrays for up to cap units: the losses, four outputs (three
+ * instances' and the loop's) 16 bytes past a cache line (aligned enough to
+ * be streamed, not more), the scratch pairs and the loop's argmax units. */
+typedef struct step_buffers {
+    double *x, *buf[4], *out[4];
+    drpo_pair *pairs;
+    size_t *tops;
+} step_buffers;
+
+static void buffers_alloc(step_buffers *b, size_t cap)
+{
+    b->x = malloc(cap * sizeof *b->x);
+    b->pairs = malloc(cap * sizeof *b->pairs);
+    b->tops = malloc(cap * sizeof *b->tops);
+    ck_assert(b->x && b->pairs && b->tops);
+    for (int i = 0; i < 4; i++) {
+        b->buf[i] = aligned_alloc(64, ((cap + 2) * sizeof(double) + 63) / 64 * 64);
+        ck_assert(b->buf[i]);
+        b->out[i] = b->buf[i] + 2;
+    }
+}
+
+static void buffers_free(step_buffers *b)
+{
+    free(b->x);
+    free(b->pairs);
+    free(b->tops);
+    for (int i = 0; i < 4; i++)
+        free(b->buf[i]);
+}
+
+START_TEST(test_step_instances_agree)
+{
+    static const size_t lengths[] = {1,   2,   3,   4,   5,   7,   8,   9,   12,   13,  15,
+                                     16,  17,  20,  255, 256, 257, 259, 260, 263,  264, 268,
+                                     511, 512, 515, 1000, 1028, 4099};
+    step_buffers b;
+    buffers_alloc(&b, 4099);
+    tu_rng rng;
+    tu_rng_seed(&rng, 4242);
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++)
+        for (int levels = 0; levels < 2; levels++)
+            check_length(&rng, lengths[li], levels, b.x, b.out, b.pairs, b.tops);
+    buffers_free(&b);
+}
+END_TEST
+
+/* Outputs past the caches are streamed (drpo__stream_output): one length
+ * there, not a multiple of eight. */
+START_TEST(test_step_streamed)
+{
+    const size_t m = ((size_t)1 << 22) + 13;
+    step_buffers b;
+    buffers_alloc(&b, m);
+    ck_assert(drpo__stream_output(b.out[0], m));
+    tu_rng rng;
+    tu_rng_seed(&rng, 77);
+    check_length(&rng, m, 1, b.x, b.out, b.pairs, b.tops);
+    buffers_free(&b);
+}
+END_TEST
+
+Suite *suite_weights(void)
+{
+    Suite *s = suite_create("weights");
+    TCase *tc = tcase_create("step");
+    tcase_add_test(tc, test_step_instances_agree);
+    tcase_add_test(tc, test_step_streamed);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    return s;
+}
