@@ -1,7 +1,7 @@
-/* test_weights.c - the weights pass of a step rule over a uniform base
- * (lib/sets/weights.c, compiled into this test to reach its instances):
- * the AVX-512, AVX2 and baseline instances write the same weights and
- * return the same bits (counts, the excess or deficit, the argmax units'
+/* test_weights.c - the weights passes of a step rule and of a ramp over a
+ * uniform base (lib/sets/weights.c, compiled into this test to reach its
+ * instances): the AVX-512, AVX2 and baseline instances write the same
+ * weights and return the same bits (counts, sums, the argmax units'
  * indices), on every length around the eight-lane groups, the four-lane
  * tail and the blocks of 256, streamed and not; and they match a plain
  * loop (the sums within rounding of a long double one). */
@@ -224,12 +224,94 @@ START_TEST(test_step_streamed)
 }
 END_TEST
 
+typedef ramp_sums (*ramp_instance)(const drpo_problem *, const drpo_qrule *, double *);
+
+#if defined(DRPO__HAVE_AVX512_CLONE)
+#define RAMP_SET(name) {#name, {name##_base, name##_avx2, name##_avx512}}
+#elif defined(DRPO__HAVE_AVX2_CLONE)
+#define RAMP_SET(name) {#name, {name##_base, name##_avx2, NULL}}
+#else
+#define RAMP_SET(name) {#name, {name, NULL, NULL}}
+#endif
+
+static const struct {
+    const char *name;
+    ramp_instance inst[3];
+} ramp_sets[] = {RAMP_SET(ramp_uniform_stream), RAMP_SET(ramp_uniform_cached)};
+
+/* A ramp pass's totals: the sum of q, E and the support. */
+static void ramp_totals(const ramp_sums *s, double out[3])
+{
+    out[0] = drpo__v4_ksum_total(s->sum_s, s->sum_c);
+    out[1] = drpo__v4_hsum(s->e2);
+    out[2] = -(double)(s->support[0] + s->support[1] + s->support[2] + s->support[3]);
+}
+
+/* The chi-square weights over a uniform base (q = (pu (t - d)_+) scale):
+ * every instance, streamed or not (the streamed kernels take any 16-byte
+ * aligned output), writes the loop's weights and the same totals, within
+ * rounding of the loop's. */
+START_TEST(test_ramp_instances_agree)
+{
+    static const size_t lengths[] = {1, 3, 7, 8, 9, 12, 15, 16, 17, 255, 256, 257, 263, 264,
+                                     300, 511, 512, 519, 1000, 4099};
+    step_buffers b;
+    buffers_alloc(&b, 4099);
+    tu_rng rng;
+    tu_rng_seed(&rng, 99);
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        size_t m = lengths[li];
+        drpo_problem pb;
+        drpo_qrule r;
+        memset(&pb, 0, sizeof pb);
+        step_case(&rng, m, (int)(li % 2), b.x, &pb, &r);
+        r.kind = DRPO__Q_RAMP;
+        r.scale = 1.0 / (r.t + 0.5);
+        long double sum = 0.0L, e2 = 0.0L;
+        double support = 0.0;
+        for (size_t j = 0; j < m; j++) {
+            double xj = r.t - (pb.top - b.x[j] * pb.down), c = xj > 0.0 ? xj : 0.0;
+            b.out[3][j] = (pb.pu * c) * r.scale;
+            sum += b.out[3][j];
+            e2 += ((long double)c * r.scale - 1.0L) * ((long double)c * r.scale - 1.0L);
+            support += xj > 0.0;
+        }
+        for (size_t k = 0; k < sizeof ramp_sets / sizeof ramp_sets[0]; k++) {
+            double first[3];
+            for (int i = 0; i < 3; i++) {
+                if (!ramp_sets[k].inst[i] || !runs_here(i))
+                    continue;
+                memset(b.out[i], 0xff, m * sizeof(double));
+                ramp_sums got = ramp_sets[k].inst[i](&pb, &r, b.out[i]);
+                double tot[3];
+                ramp_totals(&got, tot);
+                ck_assert_msg(!memcmp(b.out[i], b.out[3], m * sizeof(double)),
+                              "%s instance %d, m = %zu: other weights", ramp_sets[k].name, i, m);
+                ck_assert_msg(fabsl(tot[0] - sum) <= 1e-14L * sum &&
+                                  fabsl(tot[1] - e2) <= 1e-12L * (e2 + 1.0L) &&
+                                  tot[2] == support,
+                              "%s instance %d, m = %zu: sums %.17g %.17g %g, not %.17Lg %.17Lg %g",
+                              ramp_sets[k].name, i, m, tot[0], tot[1], tot[2], sum, e2, support);
+                if (i == 0)
+                    memcpy(first, tot, sizeof first);
+                else
+                    ck_assert_msg(!memcmp(first, tot, sizeof first),
+                                  "%s instance %d, m = %zu: not the baseline's bits (%a %a)",
+                                  ramp_sets[k].name, i, m, tot[0], first[0]);
+            }
+        }
+    }
+    buffers_free(&b);
+}
+END_TEST
+
 Suite *suite_weights(void)
 {
     Suite *s = suite_create("weights");
     TCase *tc = tcase_create("step");
     tcase_add_test(tc, test_step_instances_agree);
     tcase_add_test(tc, test_step_streamed);
+    tcase_add_test(tc, test_ramp_instances_agree);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;

@@ -252,54 +252,114 @@ typedef struct ramp_sums {
     drpo_v4i support; /* a true lane is -1 */
 } ramp_sums;
 
-DRPO__INLINE ramp_sums ramp_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
-                                 int stream)
+/* The last m mod 8 units, one by one in lane 0, and the block's sums
+ * (lanes j mod 8: block[0] the low four, block[1] the high) joined low +
+ * high, as every instance ends. */
+DRPO__INLINE ramp_sums ramp_finish(const drpo_problem *pb, const drpo_qrule *r, double *out,
+                                   int stream, size_t j, ramp_sums s, drpo_v4d block[2])
 {
-    const drpo_v4d top = drpo__v4_set1(pb->top), down = drpo__v4_set1(pb->down);
-    const drpo_v4d t = drpo__v4_set1(r->t), scale = drpo__v4_set1(r->scale);
-    const drpo_v4d pu = drpo__v4_set1(pb->pu), one = drpo__v4_set1(1.0);
-    const drpo_v4d zero = drpo__v4_set1(0.0);
-    const double *x = pb->x;
-    ramp_sums s = {zero, zero, zero, {0, 0, 0, 0}};
-    size_t m = pb->m, j = 0;
-    while (j + 8 <= m) { /* blocks of 256 */
-        size_t end = j + 256 < m ? j + 256 : m;
-        drpo_v4d block = zero;
-        for (; j + 8 <= end; j += 8) {
-            drpo_v4d x0 = t - (top - drpo__v4_load(x + j) * down);
-            drpo_v4d x1 = t - (top - drpo__v4_load(x + j + 4) * down);
-            drpo_v4i on0 = x0 > zero, on1 = x1 > zero;
-            drpo_v4d c0 = drpo__v4_select(on0, x0, zero), c1 = drpo__v4_select(on1, x1, zero);
-            drpo_v4d q0 = (pu * c0) * scale, q1 = (pu * c1) * scale;
-            drpo__v4_store_out(out + j, q0, stream);
-            drpo__v4_store_out(out + j + 4, q1, stream);
-            drpo_v4d e0 = c0 * scale - one, e1 = c1 * scale - one;
-            block += q0 + q1;
-            s.e2 += e0 * e0 + e1 * e1;
-            s.support += on0 + on1;
-        }
-        drpo__v4_ksum_add(&s.sum_s, &s.sum_c, block);
-    }
-    drpo_v4d block = zero;
-    for (; j < m; j++) { /* the last few, one by one in lane 0 */
+    for (; j < pb->m; j++) {
         double xj = r->t - drpo__gap(pb, j), c = xj > 0.0 ? xj : 0.0;
         double q = (pb->pu * c) * r->scale, e = c * r->scale - 1.0;
         out[j] = q;
-        block[0] += q;
+        block[0][0] += q;
         s.e2[0] += e * e;
         s.support[0] -= xj > 0.0;
     }
-    drpo__v4_ksum_add(&s.sum_s, &s.sum_c, block);
+    drpo__v4_ksum_add(&s.sum_s, &s.sum_c, block[0] + block[1]);
     drpo__v4_stream_end(stream);
     return s;
 }
 
-DRPO__KERNEL_DISPATCH(ramp_sums, ramp_uniform_stream,
-                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      ramp_body(pb, r, out, 1))
-DRPO__KERNEL_DISPATCH(ramp_sums, ramp_uniform_cached,
-                      (const drpo_problem *pb, const drpo_qrule *r, double *out), (pb, r, out),
-                      ramp_body(pb, r, out, 0))
+/* Units j .. j+3 into one half's sums. */
+DRPO__INLINE void ramp_group(const drpo_v4d *x, const drpo_v4d *vals, size_t j, double *out,
+                             int stream, drpo_v4d *block, drpo_v4d *e2, drpo_v4i *support)
+{
+    const drpo_v4d top = vals[0], down = vals[1], t = vals[2], scale = vals[3], pu = vals[4];
+    const drpo_v4d zero = drpo__v4_set1(0.0), one = drpo__v4_set1(1.0);
+    drpo_v4d xt = t - (top - *x * down);
+    drpo_v4i on = xt > zero;
+    drpo_v4d c = drpo__v4_select(on, xt, zero), q = (pu * c) * scale, e = c * scale - one;
+    drpo__v4_store_out(out + j, q, stream);
+    *block += q;
+    *e2 += e * e;
+    *support += on;
+}
+
+DRPO__INLINE ramp_sums ramp_body(const drpo_problem *pb, const drpo_qrule *r, double *out,
+                                 int stream)
+{
+    const drpo_v4d vals[5] = {drpo__v4_set1(pb->top), drpo__v4_set1(pb->down),
+                              drpo__v4_set1(r->t), drpo__v4_set1(r->scale),
+                              drpo__v4_set1(pb->pu)};
+    const drpo_v4d zero = drpo__v4_set1(0.0);
+    const double *x = pb->x;
+    ramp_sums s = {zero, zero, zero, {0, 0, 0, 0}};
+    drpo_v4d block[2] = {zero, zero}, e2[2] = {zero, zero};
+    size_t m = pb->m, j = 0;
+    while (j + 8 <= m) { /* blocks of 256 */
+        size_t end = j + 256 < m ? j + 256 : m;
+        block[0] = block[1] = zero;
+        for (; j + 8 <= end; j += 8) {
+            drpo_v4d x0 = drpo__v4_load(x + j), x1 = drpo__v4_load(x + j + 4);
+            ramp_group(&x0, vals, j, out, stream, &block[0], &e2[0], &s.support);
+            ramp_group(&x1, vals, j + 4, out, stream, &block[1], &e2[1], &s.support);
+        }
+        if (j + 8 <= m)
+            drpo__v4_ksum_add(&s.sum_s, &s.sum_c, block[0] + block[1]);
+    }
+    s.e2 = e2[0] + e2[1];
+    return ramp_finish(pb, r, out, stream, j, s, block);
+}
+
+#ifdef DRPO__HAVE_AVX512_CLONE
+/* ramp_body on eight lanes. */
+DRPO__WIDE DRPO__INLINE ramp_sums ramp_body_wide(const drpo_problem *pb, const drpo_qrule *r,
+                                                 double *out, int stream)
+{
+    const __m512d top = _mm512_set1_pd(pb->top), down = _mm512_set1_pd(pb->down),
+                  t = _mm512_set1_pd(r->t), scale = _mm512_set1_pd(r->scale),
+                  pu = _mm512_set1_pd(pb->pu), zero = _mm512_setzero_pd(),
+                  one = _mm512_set1_pd(1.0);
+    const double *x = pb->x;
+    const drpo_v4d z4 = drpo__v4_set1(0.0);
+    ramp_sums s = {z4, z4, z4, {0, 0, 0, 0}};
+    __m512d block = zero, e2 = zero;
+    size_t m = pb->m, j = 0, support = 0;
+    while (j + 8 <= m) { /* blocks of 256 */
+        size_t end = j + 256 < m ? j + 256 : m;
+        block = zero;
+        for (; j + 8 <= end; j += 8) {
+            __m512d xt = _mm512_sub_pd(t, _mm512_sub_pd(top, _mm512_mul_pd(_mm512_loadu_pd(x + j),
+                                                                           down)));
+            __mmask8 on = _mm512_cmp_pd_mask(xt, zero, _CMP_GT_OQ);
+            __m512d c = _mm512_maskz_mov_pd(on, xt);
+            __m512d q = _mm512_mul_pd(_mm512_mul_pd(pu, c), scale);
+            __m512d e = _mm512_sub_pd(_mm512_mul_pd(c, scale), one);
+            drpo__v8_store_out(out + j, (drpo_v8d)q, stream);
+            block = _mm512_add_pd(block, q);
+            e2 = _mm512_add_pd(e2, _mm512_mul_pd(e, e));
+            support += (size_t)__builtin_popcount(on);
+        }
+        if (j + 8 <= m)
+            drpo__v4_ksum_add(&s.sum_s, &s.sum_c,
+                              drpo__v8_lo((drpo_v8d)block) + drpo__v8_hi((drpo_v8d)block));
+    }
+    s.support[0] = -(int64_t)support;
+    s.e2 = drpo__v8_lo((drpo_v8d)e2) + drpo__v8_hi((drpo_v8d)e2);
+    drpo_v4d halves[2] = {drpo__v8_lo((drpo_v8d)block), drpo__v8_hi((drpo_v8d)block)};
+    return ramp_finish(pb, r, out, stream, j, s, halves);
+}
+#else
+#define ramp_body_wide ramp_body
+#endif
+
+DRPO__KERNEL_DISPATCH_WIDE(ramp_sums, ramp_uniform_stream,
+                           (const drpo_problem *pb, const drpo_qrule *r, double *out),
+                           (pb, r, out), ramp_body(pb, r, out, 1), ramp_body_wide(pb, r, out, 1))
+DRPO__KERNEL_DISPATCH_WIDE(ramp_sums, ramp_uniform_cached,
+                           (const drpo_problem *pb, const drpo_qrule *r, double *out),
+                           (pb, r, out), ramp_body(pb, r, out, 0), ramp_body_wide(pb, r, out, 0))
 
 static drpo_qstats q_ramp_u(const drpo_problem *pb, const drpo_qrule *r, double *out)
 {
@@ -428,9 +488,7 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
 }
 
 #ifdef DRPO__HAVE_AVX512_CLONE
-/* step_body on eight lanes.  Streamed stores go out as four halves of
- * sixteen bytes, as the four-lane instances write them (an output need
- * only be 16-byte aligned to be streamed); `stream` is a constant. */
+/* step_body on eight lanes; `stream` is a constant. */
 DRPO__WIDE DRPO__INLINE step_counts step_pass_wide(const drpo_problem *pb, const drpo_qrule *r,
                                                    double *out, int measure, int stream)
 {
@@ -452,14 +510,7 @@ DRPO__WIDE DRPO__INLINE step_counts step_pass_wide(const drpo_problem *pb, const
             __mmask8 eq = _mm512_cmp_pd_mask(d, t, _CMP_EQ_OQ);
             __m512d q = _mm512_mask_blend_pd(eq, q_above, q_at);
             q = _mm512_mask_blend_pd(z, _mm512_mask_blend_pd(lt, q, q_below), q_top);
-            if (stream) {
-                _mm_stream_pd(out + j, _mm512_castpd512_pd128(q));
-                _mm_stream_pd(out + j + 2, _mm512_extractf64x2_pd(q, 1));
-                _mm_stream_pd(out + j + 4, _mm512_extractf64x2_pd(q, 2));
-                _mm_stream_pd(out + j + 6, _mm512_extractf64x2_pd(q, 3));
-            } else {
-                _mm512_storeu_pd(out + j, q);
-            }
+            drpo__v8_store_out(out + j, (drpo_v8d)q, stream);
             n_zero += (size_t)__builtin_popcount(z);
             n_below += (size_t)__builtin_popcount(lt);
             n_at += (size_t)__builtin_popcount(eq);
