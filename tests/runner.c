@@ -31,6 +31,7 @@ int main(void)
         suite_scan,
         suite_base_scan,
         suite_weights,
+        suite_window,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

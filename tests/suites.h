@@ -28,5 +28,6 @@ Suite *suite_kl_pass(void);
 Suite *suite_scan(void);
 Suite *suite_base_scan(void);
 Suite *suite_weights(void);
+Suite *suite_window(void);
 
 #endif

@@ -11,6 +11,7 @@
 /* the kernels' vectors are passed only between inlined functions */
 #pragma GCC diagnostic ignored "-Wpsabi"
 #include "../lib/sets/weights.c"
+#include "instances.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,34 +25,13 @@ typedef struct step_kernel_set {
     step_instance inst[3]; /* baseline, AVX2, AVX-512 (NULL: not built or not this CPU) */
 } step_kernel_set;
 
-#if defined(DRPO__HAVE_AVX512_CLONE)
-#define STEP_SET(name, measure)                                                               \
-    {#name, measure, {name##_base, name##_avx2, name##_avx512}}
-#elif defined(DRPO__HAVE_AVX2_CLONE)
-#define STEP_SET(name, measure) {#name, measure, {name##_base, name##_avx2, NULL}}
-#else
-#define STEP_SET(name, measure) {#name, measure, {name, NULL, NULL}}
-#endif
+#define STEP_SET(name, measure) {#name, measure, TU_INSTANCES(name)}
 
 static const step_kernel_set step_sets[] = {
     STEP_SET(step_uniform, STEP_PLAIN),
     STEP_SET(step_uniform_excess, STEP_EXCESS),
     STEP_SET(step_uniform_deficit, STEP_DEFICIT),
 };
-
-/* Whether instance i (0 the baseline, 1 AVX2, 2 AVX-512) runs on this CPU. */
-static int runs_here(int i)
-{
-#if defined(DRPO__HAVE_AVX512_CLONE)
-    if (i == 2)
-        return drpo__cpu_avx512();
-#endif
-#if defined(DRPO__HAVE_AVX2_CLONE)
-    if (i == 1)
-        return drpo__cpu_avx2();
-#endif
-    return i == 0;
-}
 
 /* What a plain loop finds. */
 typedef struct step_reference {
@@ -124,7 +104,7 @@ static void check_length(tu_rng *rng, size_t m, int levels, double *x, double *o
         const step_kernel_set *set = &step_sets[k];
         step_counts got[3];
         for (int i = 0; i < 3; i++) {
-            if (!set->inst[i] || !runs_here(i))
+            if (!set->inst[i] || !tu_instance_runs(i))
                 continue;
             memset(out[i], 0xff, m * sizeof(double));
             got[i] = set->inst[i](&pb, &r, out[i]);
@@ -226,13 +206,7 @@ END_TEST
 
 typedef ramp_sums (*ramp_instance)(const drpo_problem *, const drpo_qrule *, double *);
 
-#if defined(DRPO__HAVE_AVX512_CLONE)
-#define RAMP_SET(name) {#name, {name##_base, name##_avx2, name##_avx512}}
-#elif defined(DRPO__HAVE_AVX2_CLONE)
-#define RAMP_SET(name) {#name, {name##_base, name##_avx2, NULL}}
-#else
-#define RAMP_SET(name) {#name, {name, NULL, NULL}}
-#endif
+#define RAMP_SET(name) {#name, TU_INSTANCES(name)}
 
 static const struct {
     const char *name;
@@ -279,7 +253,7 @@ START_TEST(test_ramp_instances_agree)
         for (size_t k = 0; k < sizeof ramp_sets / sizeof ramp_sets[0]; k++) {
             double first[3];
             for (int i = 0; i < 3; i++) {
-                if (!ramp_sets[k].inst[i] || !runs_here(i))
+                if (!ramp_sets[k].inst[i] || !tu_instance_runs(i))
                     continue;
                 memset(b.out[i], 0xff, m * sizeof(double));
                 ramp_sums got = ramp_sets[k].inst[i](&pb, &r, b.out[i]);
