@@ -408,12 +408,12 @@ DRPO__INLINE step_shape step_shape_of(const drpo_problem *pb, const drpo_qrule *
 
 /* Units j .. j+3: written, counted, and measured into lanes sum[0..1]
  * (excess[0] and deficit[0], or excess[1] and deficit[1]). */
-DRPO__INLINE void step_group(const drpo_problem *pb, const step_shape *v, size_t j, double *out,
+DRPO__INLINE void step_group(const double *x, const step_shape *v, size_t j, double *out,
                              int stream, int measure, step_counts *c, drpo_v4d *excess,
                              drpo_v4d *deficit)
 {
     const drpo_v4d zero = drpo__v4_set1(0.0);
-    drpo_v4d d = v->top - drpo__v4_load(pb->x + j) * v->down;
+    drpo_v4d d = v->top - drpo__v4_load(x + j) * v->down;
     drpo_v4i z = d == zero, lt = d < v->t, eq = d == v->t;
     drpo_v4d q = drpo__v4_select(
         z, v->q_top, drpo__v4_select(lt, v->q_below, drpo__v4_select(eq, v->q_at, v->q_above)));
@@ -437,7 +437,7 @@ DRPO__INLINE step_counts step_finish(const drpo_problem *pb, const drpo_qrule *r
     size_t m = pb->m, *tops = (size_t *)pb->pairs;
     if (j + 4 <= m) {
         drpo_v4i zero_before = c.zero;
-        step_group(pb, v, j, out, stream, measure, &c, &excess[0], &deficit[0]);
+        step_group(pb->x, v, j, out, stream, measure, &c, &excess[0], &deficit[0]);
         if (measure == STEP_EXCESS && drpo__v4_any(c.zero != zero_before))
             c.tops = keep_tops(pb, j, j + 4, c.tops);
         j += 4;
@@ -472,14 +472,21 @@ DRPO__INLINE step_counts step_body(const drpo_problem *pb, const drpo_qrule *r, 
     const drpo_v4d zero = drpo__v4_set1(0.0);
     step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, zero, zero, 0};
     drpo_v4d excess[2] = {zero, zero}, deficit[2] = {zero, zero};
+    const double *x = pb->x; /* (a local: out might alias *pb) */
     size_t full = pb->m - pb->m % 8, j = 0;
     const int stream = drpo__stream_output(out, pb->m);
     while (j < full) { /* blocks of 256 */
         size_t start = j, end = j + 256 < full ? j + 256 : full;
         drpo_v4i zero_before = c.zero;
-        for (; j < end; j += 8) {
-            step_group(pb, &v, j, out, stream, measure, &c, &excess[0], &deficit[0]);
-            step_group(pb, &v, j + 4, out, stream, measure, &c, &excess[1], &deficit[1]);
+        /* four at a time, the sums' two halves taking turns (swapped, not
+         * unrolled: two groups in flight spilled AVX2's sixteen registers) */
+        for (; j < end; j += 4) {
+            step_group(x, &v, j, out, stream, measure, &c, &excess[0], &deficit[0]);
+            drpo_v4d e = excess[0], f = deficit[0];
+            excess[0] = excess[1];
+            excess[1] = e;
+            deficit[0] = deficit[1];
+            deficit[1] = f;
         }
         if (measure == STEP_EXCESS && drpo__v4_any(c.zero != zero_before))
             c.tops = keep_tops(pb, start, j, c.tops);
