@@ -331,6 +331,11 @@ typedef struct drpo_window {
     double centre;                         /* rules with moments 2: near the active mean; else 0 */
     const drpo_pair *win;                  /* the gaps in [lo, hi) */
     size_t n;
+    /* or, where not NULL, the gaps top - values_j down of values[0, n), each
+     * of mass pu (win unused): the losses a uniform base's scan kept, for a
+     * rule of masses alone; values has room for n more doubles after them */
+    double *values;
+    double top, down;
     double next; /* the smallest gap >= hi (INFINITY if none): hi itself, since every
                   * bracket end is a sampled gap or infinite (were it not, next would be a
                   * lower bound, and a check at it would err towards "above") */
@@ -359,10 +364,11 @@ size_t drpo__gaps_below(const drpo_problem *pb, double tau, double *mass);
 /* A window's crossing (drpo_crossing), scanning from the window's sums
  * below it (ascending) or above it (descending), its last gap in scan order
  * if the target is not reached in it, `next` if it is empty.  pu > 0: every
- * mass is pu (a uniform base), a rank (the gaps copied to scratch, which
- * holds w->n doubles; the window's pairs are overwritten); else compensated
- * sums (with plain ones, at n = 10^5 a tie group's share could be off by
- * ~1e-11 and break a CVaR cap), the window reordered. */
+ * mass is pu (a uniform base), a rank (scratch holds w->n doubles; the
+ * window's pairs, or the doubles after its values, are overwritten); else
+ * compensated sums (with plain ones, at n = 10^5 a tie group's share could
+ * be off by ~1e-11 and break a CVaR cap), the window reordered.  A window
+ * of values (see drpo_window) needs pu > 0. */
 drpo_crossing drpo__window_crossing(const drpo_window *w, double target, int descending,
                                     double pu, double *scratch);
 
