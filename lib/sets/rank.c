@@ -107,7 +107,7 @@ static void heap_down(double *a, size_t r, size_t n)
     }
 }
 
-/* a[0, n) sorted ascending (heapsort: the last few, or after bad pivots). */
+/* a[0, n) sorted ascending (heapsort: after bad pivots). */
 static void sort_doubles(double *a, size_t n)
 {
     for (size_t r = n / 2; r-- > 0;)
@@ -180,10 +180,24 @@ static double rank_select(const double *x, size_t n, double top, double down, si
         down = -1.0;
         into ^= 1;
     }
-    /* the last few (or after bad pivots): sorted */
     double *a = buf[into];
     for (size_t i = 0; i < n; i++)
         a[i] = top - src[i] * down;
+    if (n <= 32) { /* the last few: each one's rank counted (a sort mispredicted its way) */
+        for (size_t i = 0;; i++) {
+            size_t less = 0, equal = 0;
+            for (size_t j = 0; j < n; j++) {
+                less += a[j] < a[i];
+                equal += a[j] == a[i];
+            }
+            if (less <= k && k < less + equal) {
+                *below = skipped + less;
+                *at = equal;
+                return a[i];
+            }
+        }
+    }
+    /* after bad pivots: sorted */
     sort_doubles(a, n);
     double v = a[k];
     size_t first = k, last = k;
