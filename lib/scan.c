@@ -22,6 +22,13 @@ DRPO__INLINE double lanes_extreme(drpo_v4d m, double sign)
     return r;
 }
 
+/* The largest lane of two vectors (sign -1: the smallest). */
+DRPO__INLINE double lanes_extreme2(drpo_v4d a, drpo_v4d b, double sign)
+{
+    drpo_v4i b_wins = sign > 0.0 ? b > a : b < a;
+    return lanes_extreme(drpo__v4_select(b_wins, b, a), sign);
+}
+
 /* Blocks that may hold the maximum, remembered by the scan (more of them:
  * every unit is compared once more, a rare pass: heavy ties at the top). */
 #define SCAN_CANDIDATES 32
@@ -151,6 +158,7 @@ DRPO__INLINE drpo_loss_scan scan_finish(size_t n, const double *x, double x0, do
     return r;
 }
 
+/* A scan's state before its first unit (x[0] = first). */
 static void scan_start(scan_state *s, double first)
 {
     s->ks = s->kc = drpo__v4_set1(0.0);
@@ -198,16 +206,13 @@ DRPO__INLINE drpo_loss_scan scan_body(size_t n, const double *x, double x0, doub
         drpo__v4_ksum_add(&s.ks, &s.kc,
                           (c[0].block[0] + c[1].block[0]) + (c[0].block[1] + c[1].block[1]));
         if (drpo__v4_any(c[0].rise | c[1].rise))
-            note_block(&s, start,
-                       lanes_extreme(drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx), 1.0));
+            note_block(&s, start, lanes_extreme2(c[0].mx, c[1].mx, 1.0));
     }
-    drpo_v4d mx = drpo__v4_select(c[1].mx > c[0].mx, c[1].mx, c[0].mx);
-    drpo_v4d mn = drpo__v4_select(c[1].mn < c[0].mn, c[1].mn, c[0].mn);
     s.i = i;
     s.k = k;
     s.over = (double)-(over[0] + over[1] + over[2] + over[3]);
-    return scan_finish(n, x, x0, x1, kept, window, &s, lanes_extreme(mx, 1.0),
-                       lanes_extreme(mn, -1.0));
+    return scan_finish(n, x, x0, x1, kept, window, &s, lanes_extreme2(c[0].mx, c[1].mx, 1.0),
+                       lanes_extreme2(c[0].mn, c[1].mn, -1.0));
 }
 
 #ifdef DRPO__HAVE_AVX512_CLONE
@@ -267,20 +272,17 @@ DRPO__WIDE DRPO__INLINE drpo_loss_scan scan_body_wide(size_t n, const double *x,
         /* as scan_body joins them: (chain 0 + chain 1) low lanes + high */
         drpo_v8d joined = (drpo_v8d)_mm512_add_pd(block[0], block[1]);
         drpo__v4_ksum_add(&s.ks, &s.kc, drpo__v8_lo(joined) + drpo__v8_hi(joined));
-        if (rise) {
-            drpo_v4d a = drpo__v8_lo((drpo_v8d)mx), b = drpo__v8_hi((drpo_v8d)mx);
-            note_block(&s, start, lanes_extreme(drpo__v4_select(b > a, b, a), 1.0));
-        }
+        if (rise)
+            note_block(&s, start,
+                       lanes_extreme2(drpo__v8_lo((drpo_v8d)mx), drpo__v8_hi((drpo_v8d)mx), 1.0));
     }
 #undef SCAN_KEEP
-    drpo_v4d a = drpo__v8_lo((drpo_v8d)mx), b = drpo__v8_hi((drpo_v8d)mx);
-    drpo_v4d c = drpo__v8_lo((drpo_v8d)mn), d = drpo__v8_hi((drpo_v8d)mn);
     s.i = i;
     s.k = k;
     s.over = (double)over;
     return scan_finish(n, x, x0, x1, kept, window, &s,
-                       lanes_extreme(drpo__v4_select(b > a, b, a), 1.0),
-                       lanes_extreme(drpo__v4_select(d < c, d, c), -1.0));
+                       lanes_extreme2(drpo__v8_lo((drpo_v8d)mx), drpo__v8_hi((drpo_v8d)mx), 1.0),
+                       lanes_extreme2(drpo__v8_lo((drpo_v8d)mn), drpo__v8_hi((drpo_v8d)mn), -1.0));
 }
 #else
 #define scan_body_wide scan_body

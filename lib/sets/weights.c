@@ -380,7 +380,7 @@ static drpo_qstats q_ramp_u(const drpo_problem *pb, const drpo_qrule *r, double 
  * (three compares, three selects, the counts, a store in two halves per
  * four units), so it has an AVX-512 instance on eight; the sums put unit j
  * in lane j mod 8 in every instance (the four-lane ones in two vectors),
- * and all three give the same bits (tests/test_kernels.c). */
+ * and all three give the same bits (tests/test_weights.c). */
 typedef struct step_counts {
     drpo_v4i zero, below, at; /* d == 0; d < t; d == t (the first two overlap when t > 0) */
     drpo_v4d excess, deficit; /* sum (d - t) over d > t, sum (t - d) over d < t */
@@ -406,8 +406,7 @@ DRPO__INLINE step_shape step_shape_of(const drpo_problem *pb, const drpo_qrule *
     return v;
 }
 
-/* Units j .. j+3: written, counted, and measured into lanes sum[0..1]
- * (excess[0] and deficit[0], or excess[1] and deficit[1]). */
+/* Units j .. j+3: written, counted, and measured into *excess or *deficit. */
 DRPO__INLINE void step_group(const double *x, const step_shape *v, size_t j, double *out,
                              int stream, int measure, step_counts *c, drpo_v4d *excess,
                              drpo_v4d *deficit)
@@ -507,7 +506,8 @@ DRPO__WIDE DRPO__INLINE step_counts step_pass_wide(const drpo_problem *pb, const
     const double *x = pb->x;
     size_t full = pb->m - pb->m % 8, j = 0, n_zero = 0, n_below = 0, n_at = 0;
     __m512d excess = zero, deficit = zero;
-    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, v.t, v.t, 0}; /* (sums: below) */
+    const drpo_v4d z4 = drpo__v4_set1(0.0); /* (the sums are joined by step_finish) */
+    step_counts c = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, z4, z4, 0};
     while (j < full) { /* blocks of 256 */
         size_t start = j, end = j + 256 < full ? j + 256 : full, zero_before = n_zero;
         for (; j < end; j += 8) {

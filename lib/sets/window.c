@@ -589,6 +589,13 @@ int drpo__loss_bracket(size_t n, const double *loss, double level, drpo_pair *sc
     return 1;
 }
 
+/* The gap of a bracket end of the scan's window, a loss (an infinite one:
+ * the infinite gap of the other sign). */
+static double loss_gap(const drpo_problem *pb, double x)
+{
+    return isinf(x) ? -x : pb->top - x * pb->down;
+}
+
 /* Whether some gap top - x_j down of x[0, n) is <= g1 or >= g0. */
 DRPO__INLINE int outside_body(const double *x, size_t n, double top, double down, double g1,
                               double g0)
@@ -621,8 +628,7 @@ DRPO__KERNEL_DISPATCH(int, any_outside,
 static int values_of_scan(const drpo_problem *pb, drpo_window *w)
 {
     const drpo_loss_window *f = pb->first;
-    double g1 = isinf(f->x1) ? -INFINITY : pb->top - f->x1 * pb->down;
-    double g0 = isinf(f->x0) ? INFINITY : pb->top - f->x0 * pb->down;
+    double g1 = loss_gap(pb, f->x1), g0 = loss_gap(pb, f->x0);
     double *x = (double *)pb->pairs;
     if (any_outside(x, f->kept, pb->top, pb->down, g1, g0))
         return 0;
@@ -648,8 +654,7 @@ static int values_of_scan(const drpo_problem *pb, drpo_window *w)
 static void window_of_scan(const drpo_problem *pb, drpo_window *w)
 {
     const drpo_loss_window *f = pb->first;
-    double g1 = isinf(f->x1) ? -INFINITY : pb->top - f->x1 * pb->down;
-    double g0 = isinf(f->x0) ? INFINITY : pb->top - f->x0 * pb->down;
+    double g1 = loss_gap(pb, f->x1), g0 = loss_gap(pb, f->x0);
     drpo_pair *pairs = pb->pairs;
     size_t at_g0 = 0, at_g1 = pairs_of_values(pairs, f->kept, pb->pu, pb->top, pb->down, g1, g0,
                                                 &at_g0);
